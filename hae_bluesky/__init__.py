@@ -1,0 +1,1 @@
+"""Human-in-the-loop STEM-EELS experiments on the Bluesky stack."""
