@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cuzn"
-CU_EDGE = {"kind": "edge_intensity", "window": [930, 1000], "background_window": [850, 920]}
-ZN_EDGE = {"kind": "edge_intensity", "window": [1020, 1100], "background_window": [960, 1010]}
 
 
 def pytest_configure(config):

@@ -7,6 +7,7 @@ from hae_bluesky.data.registry import (
     DataUnavailableError,
     data_dir,
     load_dataset,
+    scalarizer_preset,
 )
 from hae_bluesky.data.scalarizers import Scalarizer, scalarizer_from_spec
 from hae_bluesky.data.spectrum_image import SpectrumImage
@@ -26,4 +27,5 @@ __all__ = [
     "make_plasmonic_twin",
     "read_signals",
     "scalarizer_from_spec",
+    "scalarizer_preset",
 ]

@@ -158,6 +158,14 @@ def _scaled_image(image: np.ndarray, normalisation: str) -> np.ndarray:
     return (image - low) / span
 
 
+def _standardise_in_place(values: np.ndarray, block: int = 8192) -> None:
+    # Blocks keep the temporaries of mean and std small next to the patches.
+    for start in range(0, len(values), block):
+        chunk = values[start:start + block]
+        chunk -= chunk.mean(axis=(1, 2), keepdims=True)
+        chunk /= np.maximum(chunk.std(axis=(1, 2), keepdims=True), 1e-6)
+
+
 def extract_patches(
     image: np.ndarray,
     patch_size: int,
@@ -210,8 +218,7 @@ def extract_patches(
     grid_rows, grid_columns = windows.shape[:2]
     values = windows.reshape(grid_rows * grid_columns, patch_size, patch_size)
     if normalisation == "patch":
-        values -= values.mean(axis=(1, 2), keepdims=True)
-        values /= np.maximum(values.std(axis=(1, 2), keepdims=True), 1e-6)
+        _standardise_in_place(values)
 
     offset = window_offset(patch_size)
     grid_row, grid_column = np.divmod(np.arange(grid_rows * grid_columns), grid_columns)

@@ -8,10 +8,12 @@ at a folder that already holds a copy uses the copy and downloads nothing.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import pooch
@@ -21,7 +23,14 @@ from hae_bluesky.data.spectrum_image import SpectrumImage
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DATASETS", "DataUnavailableError", "Dataset", "data_dir", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "DataUnavailableError",
+    "Dataset",
+    "data_dir",
+    "load_dataset",
+    "scalarizer_preset",
+]
 
 DATA_DIR_VARIABLE = "HAE_DATA_DIR"
 
@@ -41,13 +50,20 @@ class DataFile:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A public spectrum image: the spectrum image file and its HAADF image."""
+    """A public spectrum image: the spectrum image file and its HAADF image.
+
+    ``scalarizers`` names physically meaningful scalarizer specs for the data
+    set (see :mod:`hae_bluesky.data.scalarizers`); ``default_scalarizer`` is
+    the one the demo uses.
+    """
 
     name: str
     description: str
     spectrum_image: DataFile
     haadf: DataFile | None
     reference: str
+    scalarizers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default_scalarizer: str = ""
 
 
 _EXSPY_DEMOS = "https://github.com/hyperspy/exspy-demos/raw/927d1f21b3b8/EELS/datasets/"
@@ -71,6 +87,13 @@ DATASETS: dict[str, Dataset] = {
             "1b4ad7125c1be0a9c5ad1666950e2ecd95ea17b07405591a4da1623eb26ccbce",
         ),
         reference="hyperspy/exspy-demos at 927d1f21b3b8; doi 10.1016/j.cattod.2019.02.045",
+        scalarizers={
+            "cu_l23": {"kind": "edge_intensity", "window": [930, 1000],
+                       "background_window": [850, 920]},
+            "zn_l23": {"kind": "edge_intensity", "window": [1020, 1100],
+                       "background_window": [960, 1010]},
+        },
+        default_scalarizer="cu_l23",
     ),
 }
 
@@ -133,3 +156,20 @@ def load_dataset(name: str = "cuzn") -> SpectrumImage:
         metadata={"dataset": name, "description": dataset.description,
                   "reference": dataset.reference},
     )
+
+
+def scalarizer_preset(name: str, dataset: str = "cuzn") -> dict[str, Any]:
+    """Return a copy of a named scalarizer spec of a data set (``"cu_l23"``, ...).
+
+    Raises
+    ------
+    KeyError
+        For an unknown data set or preset; the message lists the known ones.
+    """
+    if dataset not in DATASETS:
+        raise KeyError(f"unknown data set {dataset!r}; registered: {', '.join(DATASETS)}")
+    presets = DATASETS[dataset].scalarizers
+    if name not in presets:
+        raise KeyError(f"data set {dataset!r} has no scalarizer preset {name!r}; "
+                       f"known: {', '.join(presets) or 'none'}")
+    return copy.deepcopy(presets[name])
