@@ -1,0 +1,1 @@
+"""Reading stored runs back, metrics of an experiment, trap detection and feature space."""
