@@ -1,0 +1,122 @@
+"""Plans to queue: the adaptive experiment and its baselines on this profile's devices.
+
+Every argument is JSON-able, so the queueserver can take them from any
+client; the devices are the profile's ``stem_scan``, ``haadf`` and ``eels``.
+The adaptive plan attaches its agent to ``experiment_control``, the handle
+the intervention functions (``40-interventions.py``) act through.
+"""
+
+from hae_bluesky import plans as hae_plans
+from hae_bluesky.experiment import resolve_scalarizer
+
+experiment_control = hae_plans.ExperimentControl()
+
+
+def _metadata(md: dict | None) -> dict:
+    metadata = dict(md or {})
+    image = spectrum_image  # noqa: F821 (from 20-devices.py)
+    simulation = microscope.describe_simulation()  # noqa: F821
+    metadata.setdefault("hae", {}).update(
+        dataset=image.metadata.get("dataset", image.metadata.get("source")),
+        synthetic=image.is_synthetic, noise=simulation["noise"],
+        image_shape=list(image.haadf.shape), simulation=simulation)
+    return metadata
+
+
+def adaptive_experiment(
+    scalarizer: str | dict | None = None,
+    policy: str | dict | None = None,
+    patch_size: int = 5,
+    n_seeds: int = 10,
+    budget: int = 100,
+    seed: int = 0,
+    seed_points: list | None = None,
+    agent_options: dict | None = None,
+    md: dict | None = None,
+):
+    """Human-in-the-loop DKL experiment on the profile's microscope, as one run.
+
+    Parameters
+    ----------
+    scalarizer : str or dict, optional
+        A preset name of the data set (``"cu_l23"``) or a spec such as
+        ``{"kind": "band_integral", "window": [930, 1000]}`` (eV); default:
+        the data set's own.
+    policy : str or dict, optional
+        A policy kind (``"ucb"``) or spec (``{"kind": "ucb", "beta": 2.0}``);
+        default expected improvement with ``xi = 0.01``.
+    patch_size : int
+        N of the N x N HAADF patches (pixels).
+    n_seeds : int
+        Number of random seed points.
+    budget : int
+        Measurements after the seed points.
+    seed : int
+        Seed of the seed points and of the agent.
+    seed_points : list of [x, y], optional
+        Seed positions in nm instead of random ones.
+    agent_options : dict, optional
+        Extra agent settings, e.g. ``{"training_iterations": 30}``.
+    md : dict, optional
+        Extra start-document metadata.
+    """
+    spec = resolve_scalarizer(scalarizer, spectrum_image)  # noqa: F821
+    if isinstance(policy, str):
+        policy = {"kind": policy}
+    return (yield from hae_plans.adaptive_experiment(
+        stem_scan, haadf, eels, scalarizer=spec, policy=policy,  # noqa: F821
+        patch_size=patch_size, n_seeds=n_seeds, budget=budget, seed=seed,
+        seed_points=seed_points, control=experiment_control, agent_options=agent_options,
+        md=_metadata(md)))
+
+
+def grid_experiment(
+    scalarizer: str | dict | None = None,
+    step: int = 1,
+    budget: int | None = None,
+    md: dict | None = None,
+):
+    """Measure every ``step``-th pixel along x and y, row by row, as one run.
+
+    Parameters
+    ----------
+    scalarizer : str or dict, optional
+        Preset name or spec stored with each measurement; default: the data
+        set's own.
+    step : int
+        Grid step (pixels).
+    budget : int, optional
+        Stop after this many measurements.
+    md : dict, optional
+        Extra start-document metadata.
+    """
+    spec = resolve_scalarizer(scalarizer, spectrum_image)  # noqa: F821
+    return (yield from hae_plans.grid_experiment(
+        stem_scan, haadf, eels, scalarizer=spec, step=step, budget=budget,  # noqa: F821
+        md=_metadata(md)))
+
+
+def random_experiment(
+    budget: int,
+    seed: int = 0,
+    scalarizer: str | dict | None = None,
+    md: dict | None = None,
+):
+    """Measure ``budget`` distinct pixels in a seeded random order, as one run.
+
+    Parameters
+    ----------
+    budget : int
+        Number of measurements.
+    seed : int
+        Seed of the order.
+    scalarizer : str or dict, optional
+        Preset name or spec stored with each measurement.
+    md : dict, optional
+        Extra start-document metadata.
+    """
+    spec = resolve_scalarizer(scalarizer, spectrum_image)  # noqa: F821
+    return (yield from hae_plans.random_experiment(
+        stem_scan, haadf, eels, budget=budget, seed=seed, scalarizer=spec,  # noqa: F821
+        md=_metadata(md)))
+
