@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import event_model
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -17,6 +18,7 @@ from hae_bluesky.analysis.figures import (
     save_figure,
     to_image,
 )
+from hae_bluesky.analysis.live import LiveExperimentView
 from hae_bluesky.analysis.runs import RunRecord
 from hae_bluesky.data import extract_patches
 
@@ -194,3 +196,119 @@ def test_save_figure_writes_a_png_and_creates_the_folder(tmp_path, record, image
 
     assert path == tmp_path / "figures" / "summary.png"
     assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def _data_keys(values: dict) -> dict:
+    keys = {}
+    for key, value in values.items():
+        shape = list(np.shape(value))
+        dtype = "array" if shape else ("integer" if isinstance(value, int) else "number")
+        keys[key] = {"source": "test", "dtype": dtype, "shape": shape}
+    return keys
+
+
+def _experiment_documents(image: np.ndarray, decisions: int):
+    """Documents of an adaptive run: HAADF, 2 seed points, then decide-and-measure steps."""
+    run = event_model.compose_run(metadata={"hae": {"patch_size": 3, "pixel_size_nm": 0.5}})
+    yield "start", run.start_doc
+
+    haadf = run.compose_descriptor(name="haadf", data_keys=_data_keys({"haadf_image": image}))
+    yield "descriptor", haadf.descriptor_doc
+    yield "event", haadf.compose_event(data={"haadf_image": image},
+                                       timestamps={"haadf_image": 0.0})
+
+    measured = {"step": 0, "row": 0, "column": 0, "scalarizer_value": 0.0,
+                "seed_point": 0}
+    measurements = run.compose_descriptor(name="measurements",
+                                          data_keys=_data_keys(measured))
+    chosen = {"step": 0, "row": 0, "column": 0, "uncertainty_mean": 0.0,
+              "uncertainty_std": 0.0, "next_uncertainty": 0.0}
+    decision_stream = run.compose_descriptor(name="decisions", data_keys=_data_keys(chosen))
+    yield "descriptor", measurements.descriptor_doc
+    yield "descriptor", decision_stream.descriptor_doc
+
+    def measure(step, row, column, seed):
+        data = {"step": step, "row": row, "column": column,
+                "scalarizer_value": 0.1 * (step + 3), "seed_point": seed}
+        return measurements.compose_event(data=data, timestamps=dict.fromkeys(data, 0.0))
+
+    yield "event", measure(-2, 2, 2, 1)
+    yield "event", measure(-1, 8, 7, 1)
+    for step in range(decisions):
+        row, column = 1 + step % 10, 1 + (3 * step) % 8
+        data = {"step": step, "row": row, "column": column,
+                "uncertainty_mean": 1.0 / (step + 1), "uncertainty_std": 0.1,
+                "next_uncertainty": 0.5 / (step + 1)}
+        yield "event", decision_stream.compose_event(data=data,
+                                                     timestamps=dict.fromkeys(data, 0.0))
+        yield "event", measure(step, row, column, 0)
+    yield "stop", run.compose_stop()
+
+
+def test_live_view_writes_a_snapshot_every_k_decisions(tmp_path, image):
+    agent = FakeAgent(image)
+    view = LiveExperimentView(lambda: agent, every=3, directory=tmp_path / "live")
+
+    documents = list(_experiment_documents(image, decisions=7))
+    for name, doc in documents:
+        view(name, doc)
+
+    uid = documents[0][1]["uid"][:8]
+    expected = [tmp_path / "live" / f"{uid}_{name}.png"
+                for name in ("step_0002", "step_0005", "final")]
+    assert view.snapshots == expected
+    assert sorted((tmp_path / "live").iterdir()) == sorted(expected)
+    assert all(path.read_bytes()[:8] == PNG_SIGNATURE for path in expected)
+
+
+def test_live_view_marks_the_next_position_before_it_is_measured(image):
+    agent = FakeAgent(image)
+    view = LiveExperimentView(lambda: agent, every=2)
+
+    documents = list(_experiment_documents(image, decisions=2))
+    # Stop right after the decision of step 1, before its measurement.
+    for name, doc in documents[:-2]:
+        view(name, doc)
+
+    assert _panels(view.figure) == ["haadf", "mean", "uncertainty", "acquisition",
+                                    "learning_curve", "best_so_far"]
+    haadf = view.figure.axes[0]
+    upcoming = next(c for c in haadf.collections if c.get_label() == "next")
+    # Decision of step 1 chose (row 2, column 4); measured so far: 2 seeds + step 0.
+    np.testing.assert_array_equal(upcoming.get_offsets(), [[4, 2]])
+    last = next(c for c in haadf.collections if c.get_label() == "last")
+    np.testing.assert_array_equal(last.get_offsets(), [[1, 1]])
+    acquisition = view.figure.axes[_panels(view.figure).index("acquisition")]
+    assert acquisition.images[0].get_array().mask[1, 1]
+
+
+def test_live_view_without_an_agent_draws_only_the_documents(image):
+    view = LiveExperimentView(lambda: None, every=1)
+
+    for name, doc in _experiment_documents(image, decisions=1):
+        view(name, doc)
+
+    mean_axes = view.figure.axes[_panels(view.figure).index("mean")]
+    assert mean_axes.texts[0].get_text() == "no data yet"
+    curve = view.figure.axes[_panels(view.figure).index("learning_curve")]
+    assert curve.lines[0].get_ydata().tolist() == [1.0]
+    assert view.snapshots == []
+
+
+def test_live_view_in_interactive_mode_draws_into_a_pyplot_figure(image):
+    from matplotlib import pyplot
+
+    agent = FakeAgent(image)
+    view = LiveExperimentView(lambda: agent, every=1, interactive=True)
+    try:
+        for name, doc in _experiment_documents(image, decisions=1):
+            view(name, doc)
+        assert pyplot.fignum_exists(view.figure.number)
+        assert len(_panels(view.figure)) == 6
+    finally:
+        pyplot.close(view.figure)
+
+
+def test_live_view_refuses_a_zero_interval():
+    with pytest.raises(ValueError, match="at least 1 decision"):
+        LiveExperimentView(lambda: None, every=0)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
+import event_model
 import numpy as np
 import pytest
 
+from hae_bluesky.analysis.live import LiveTrapAlert
 from hae_bluesky.analysis.trap import TrapDetector, detect_traps
 
 
@@ -122,3 +126,84 @@ def test_default_revisit_count_follows_a_small_window():
 def test_detector_refuses_a_window_too_short_to_judge():
     with pytest.raises(ValueError, match="at least 3 steps"):
         TrapDetector(window=2)
+
+
+def _decision_documents(rows, columns, uncertainty=None, pixel_size_nm=0.5):
+    """Start, descriptors and one decision event per step (plus ignored measurements)."""
+    run = event_model.compose_run(metadata={"hae": {"pixel_size_nm": pixel_size_nm}})
+    yield "start", run.start_doc
+    keys = {key: {"source": "test", "dtype": "number", "shape": []}
+            for key in ("step", "row", "column", "next_uncertainty")}
+    decisions = run.compose_descriptor(name="decisions", data_keys=keys)
+    measurements = run.compose_descriptor(name="measurements", data_keys=keys)
+    yield "descriptor", decisions.descriptor_doc
+    yield "descriptor", measurements.descriptor_doc
+    for step, (row, column) in enumerate(zip(rows, columns, strict=True)):
+        value = 0.3 if uncertainty is None else uncertainty[step]
+        data = {"step": step, "row": int(row), "column": int(column),
+                "next_uncertainty": value}
+        stamps = dict.fromkeys(data, 0.0)
+        yield "event", decisions.compose_event(data=data, timestamps=stamps)
+        # The same position measured again must not count as another step.
+        yield "event", measurements.compose_event(data=data, timestamps=stamps)
+    yield "stop", run.compose_stop()
+
+
+def test_live_alert_warns_once_at_the_step_the_trap_begins(caplog):
+    rows, columns = _roaming_then_circling()
+    received = []
+    callback = LiveTrapAlert(on_trap=received.append)
+
+    with caplog.at_level(logging.WARNING, logger="hae_bluesky.analysis.live"):
+        for name, doc in _decision_documents(rows, columns):
+            callback(name, doc)
+
+    assert [alert.step for alert in received] == [23]
+    assert callback.alert is received[0]
+    assert callback.alert.pixel_size_nm == 0.5
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "trapped at step 23" in warnings[0].getMessage()
+
+
+def test_live_alert_stays_silent_on_a_roaming_run(caplog):
+    rows, columns = _raster(35)
+    received = []
+    callback = LiveTrapAlert(on_trap=received.append)
+
+    with caplog.at_level(logging.WARNING, logger="hae_bluesky.analysis.live"):
+        for name, doc in _decision_documents(rows, columns):
+            callback(name, doc)
+
+    assert received == []
+    assert callback.alert is None
+    assert caplog.records == []
+
+
+def test_live_alert_reports_later_episodes_only_when_asked():
+    parts = [_raster(15), _loop(15, 20, 30), _raster(15, 1, 4), _loop(15, 40, 10)]
+    rows = np.concatenate([part[0] for part in parts])
+    columns = np.concatenate([part[1] for part in parts])
+    first_only, every = [], []
+    callbacks = [LiveTrapAlert(on_trap=first_only.append),
+                 LiveTrapAlert(on_trap=every.append, every_episode=True)]
+
+    for name, doc in _decision_documents(rows, columns):
+        for callback in callbacks:
+            callback(name, doc)
+
+    assert [alert.step for alert in first_only] == [23]
+    assert [alert.step for alert in every] == [23, 53]
+
+
+def test_live_alert_starts_afresh_with_each_run():
+    rows, columns = _roaming_then_circling()
+    received = []
+    callback = LiveTrapAlert(on_trap=received.append, window=10)
+
+    for _ in range(2):
+        for name, doc in _decision_documents(rows, columns, pixel_size_nm=0.25):
+            callback(name, doc)
+
+    assert [alert.step for alert in received] == [23, 23]
+    assert callback.detector.pixel_size_nm == 0.25
