@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SHARED_DATA ?= $(abspath ../shared/data/cuzn)
 DEMO_ARGS ?=
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean queue queue-stop
 
 $(BIN)/hae: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,10 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Queueserver session on loopback: Redis, Tiled (API key) and the RE Manager with profile/.
+queue: setup
+	HAE_DATA_DIR=$${HAE_DATA_DIR:-$(SHARED_DATA)} VENV=$(VENV) scripts/queue-services.sh start
+
+queue-stop:
+	VENV=$(VENV) scripts/queue-services.sh stop

@@ -108,7 +108,9 @@ def call_function(manager: Any, name: str, *, timeout: float = 60.0,
     manager.wait_for_completed_task(reply["task_uid"], timeout=timeout)
     result = manager.task_result(reply["task_uid"])["result"]
     if not result["success"]:
-        raise InterventionRefused(result["msg"])
+        # The worker reports "Error occurred while executing 'Execute function': <reason>".
+        reason = result["msg"].partition("': ")[2] or result["msg"]
+        raise InterventionRefused(f"{name}: {reason}")
     return result["return_value"]
 
 
@@ -212,9 +214,11 @@ def _add(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
     from bluesky_queueserver_api import BPlan
 
     kwargs = _plan_kwargs(args)
-    meta = {"operator": {"user": manager.user, "group": manager.user_group}}
-    reply = manager.item_add(BPlan(f"{args.plan}_experiment", **kwargs, meta=meta))
-    if args.start:
+    plan = BPlan(f"{args.plan}_experiment", **kwargs)
+    # The queueserver keeps who queued an item in its history, not in the run.
+    plan.meta = {"queued_by": {"user": manager.user, "group": manager.user_group}}
+    reply = manager.item_add(plan)
+    if args.start and manager.status()["manager_state"] != "executing_queue":
         manager.queue_start()
     return {"item_uid": reply["item"]["item_uid"], "plan": reply["item"]["name"],
             "kwargs": kwargs, "queue_size": reply["qsize"], "started": args.start}
