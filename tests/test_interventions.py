@@ -183,3 +183,32 @@ def test_functions_cover_every_intervention(interventions):
     functions = interventions.functions()
     assert set(functions) == set(CHANGING_FUNCTIONS + READING_FUNCTIONS)
     assert all(callable(function) for function in functions.values())
+
+
+@pytest.fixture(scope="module")
+def dkl_control(cuzn):
+    from hae_bluesky.agent import DKLAgent
+
+    agent = DKLAgent(cuzn.haadf, cuzn.energy_axis, scalarizer_preset("cu_l23"),
+                     pixel_size_nm=cuzn.pixel_size_nm, patch_size=5)
+    control = ExperimentControl()
+    control.attach(agent)
+    return control
+
+
+@pytest.mark.parametrize(("name", "argument", "message"), [
+    ("set_policy", {"kind": "greedy"}, "unknown policy kind 'greedy'"),
+    ("set_scalarizer", {"kind": "band_integral", "window": [2100, 2200]}, "2100"),
+    ("set_patch_size", 0, "patch size"),
+    ("set_patch_size", 60, "patch size"),
+    ("add_points_of_interest", [[500.0, 1.0]], "field of view"),
+])
+def test_agent_refuses_what_the_experiment_cannot_do(dkl_control, name, argument, message):
+    interventions = Interventions(dkl_control)
+    before = dkl_control.agent.report()
+    with pytest.raises(ValueError, match=message):
+        getattr(interventions, name)(argument, user="ada")
+    assert dkl_control.agent.report() == before
+    assert not dkl_control.agent.has_pending_changes()
+    (logged,) = dkl_control.drain()
+    assert (logged.accepted, logged.user) == (False, "ada")
