@@ -11,6 +11,8 @@ from collections.abc import Sequence
 #: Modules that each define ``register(subparsers)``; a subcommand sets ``func``.
 COMMAND_MODULES: tuple[str, ...] = (
     "hae_bluesky.commands.data",
+    "hae_bluesky.commands.demo",
+    "hae_bluesky.commands.queue",
 )
 
 
