@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 from bluesky import RunEngine
+from bluesky.utils import RunEngineInterrupted
 
 from hae_bluesky.analysis.runs import load_run
 from hae_bluesky.catalog import open_catalog
@@ -16,7 +17,7 @@ from hae_bluesky.experiment import run_simulated_experiment, settings_from_start
 from hae_bluesky.plans import ExperimentControl, adaptive_experiment
 
 SEEDS, BUDGET = 5, 8
-FAST = {"training_iterations": 30}
+FAST = {"model_settings": {"initial_iterations": 30, "warm_iterations": 5}}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,8 @@ def test_stop_request_ends_the_run_cleanly(cuzn, catalog, cu_scalarizer):
     stopped_at = 3
 
     def stop_after_steps(name, doc):
-        if name == "event" and control.running and doc["data"].get("step") == stopped_at:
+        if (name == "event" and control.running and control.stop_reason is None
+                and doc["data"].get("step") == stopped_at):
             control.request_stop("enough", user="tester")
 
     result = run_simulated_experiment(
@@ -145,15 +147,18 @@ def test_pause_at_a_checkpoint_and_resume(cuzn, cu_scalarizer):
     paused = threading.Event()
 
     def pause_once(name, doc):
+        # request_pause blocks on the RunEngine's loop, which runs this
+        # callback: ask from another thread, as an operator's console would.
         if name == "event" and doc["data"].get("step") == 2 and not paused.is_set():
             paused.set()
-            engine.request_pause(defer=True)
+            threading.Thread(target=engine.request_pause, kwargs={"defer": True}).start()
 
     engine.subscribe(pause_once)
     plan = adaptive_experiment(microscope.scan, microscope.haadf, microscope.eels,
                                scalarizer=cu_scalarizer, n_seeds=SEEDS, budget=6, seed=6,
                                agent_options=FAST)
-    engine(plan)
+    with pytest.raises(RunEngineInterrupted):
+        engine(plan)
     assert engine.state == "paused"
     result = engine.resume()
     assert engine.state == "idle"

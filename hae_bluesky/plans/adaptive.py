@@ -9,9 +9,11 @@ The loop, one run per experiment:
    agent's decision (stream ``decisions``), move the beam, measure.
 
 The agent never sees the plan: :class:`AgentFeeder`, a callback subscribed
-to the run's documents, ingests every ``measurements`` event and, once the
-seed points are in, asks the agent for its next decision and queues it for
-the plan. ``checkpoint`` messages between steps make pause and resume safe.
+to the run's documents, ingests every ``measurements`` event, and at each
+step boundary the plan asks it for the agent's next decision. Interventions
+are held back while the agent decides, so an intervention written at step
+``k`` is in force for the decision of step ``k``. ``checkpoint`` messages
+between steps make pause and resume safe.
 
 Steps are numbered from 0 for the first adaptive measurement; the seed points
 carry steps ``-n_seeds`` to ``-1`` and ``seed_point = True``.
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -91,25 +92,28 @@ class StepTimes:
 
 
 class AgentFeeder(CallbackBase):
-    """Feed ``measurements`` events to the agent and queue its next decision.
+    """Feed ``measurements`` events to the agent; ask it for decisions.
 
     Parameters
     ----------
     agent : DKLAgent
         Anything with ``ingest(readings)`` and ``suggest(n)``.
-    suggest_after : int
-        Number of measurements (the seed points) to ingest before the first
-        suggestion.
     spectrum_field : str
         Name of the spectrum in the event data.
+
+    Attributes
+    ----------
+    ingested : int
+        Measurements fed to the agent so far.
+    last_seconds : float
+        Agent time (s) since the previous decision: ingesting the last
+        measurement plus deciding.
     """
 
-    def __init__(self, agent: Any, suggest_after: int, spectrum_field: str) -> None:
+    def __init__(self, agent: Any, spectrum_field: str) -> None:
         super().__init__()
         self.agent = agent
-        self.suggest_after = suggest_after
         self.spectrum_field = spectrum_field
-        self.decisions: queue.Queue[list[Any]] = queue.Queue()
         self.ingested = 0
         self.last_seconds = 0.0
         self._streams: dict[str, str] = {}
@@ -125,22 +129,18 @@ class AgentFeeder(CallbackBase):
         self.agent.ingest([{"row": int(data["row"]), "column": int(data["column"]),
                             "spectrum": np.asarray(data[self.spectrum_field], dtype=float)}])
         self.ingested += 1
-        if self.ingested >= self.suggest_after:
-            self.decisions.put(self.agent.suggest(1))
         self.last_seconds = time.perf_counter() - start
 
-    def next_decision(self) -> Any | None:
-        """Return the newest queued decision, or ``None`` when the agent has none left.
+    def decide(self) -> Any | None:
+        """Return the agent's next decision, or ``None`` when it has none left.
 
-        Older queued decisions (after a pause replayed a measurement) are
-        dropped: only the one made with every measurement counts.
+        The agent decides on demand, with every measurement ingested and
+        every intervention accepted so far, so a decision is never stale.
         """
-        decisions: list[Any] = []
-        while True:
-            try:
-                decisions = self.decisions.get_nowait()
-            except queue.Empty:
-                return decisions[0] if decisions else None
+        start = time.perf_counter()
+        decisions = self.agent.suggest(1)
+        self.last_seconds += time.perf_counter() - start
+        return decisions[0] if decisions else None
 
 
 def measure_at(scan, eels, position_nm: Sequence[float], info: SoftRecord,
@@ -200,10 +200,11 @@ def _seed_positions(patches, n_seeds: int, seed: int,
     return [int(i) for i in rng.choice(len(patches), size=n_seeds, replace=False)]
 
 
-def _decision_values(decision: Any, report: dict[str, Any],
+def _decision_values(step: int, decision: Any, report: dict[str, Any],
                      agent_seconds: float) -> dict[str, Any]:
     values = {key: value for key, value in decision.to_dict().items()
               if key in DECISION_FIELDS}
+    values["step"] = step
     values.update({key: value for key, value in report.items()
                    if key in DECISION_FIELDS and key not in values})
     values["policy"] = to_json(decision.policy)
@@ -213,9 +214,9 @@ def _decision_values(decision: Any, report: dict[str, Any],
     return values
 
 
-def _write_interventions(control: ExperimentControl, step: int,
+def _write_interventions(interventions: Sequence[Any], step: int,
                          record: SoftRecord) -> Generator[Any, Any, None]:
-    for intervention in control.drain():
+    for intervention in interventions:
         intervention.step = step
         values = intervention.to_dict()
         values["before"] = to_json(values["before"])
@@ -323,14 +324,13 @@ def adaptive_experiment(
                          patch_size=patch_size, policy=policy, seed=seed,
                          **(agent_options or {}))
         control.attach(agent)
-        feeder = AgentFeeder(agent, suggest_after=0, spectrum_field=eels.spectrum.name)
+        feeder = AgentFeeder(agent, spectrum_field=eels.spectrum.name)
 
         def scalarize(spectrum):
             return agent.scalarizer(np.asarray(spectrum, dtype=float), energy_axis)
 
         def loop() -> Generator[Any, Any, str]:
             seeds = _seed_positions(agent.patches, n_seeds, seed, seed_points)
-            feeder.suggest_after = len(seeds)
             patches = agent.patches
             for number, index in enumerate(seeds):
                 yield from measure_at(
@@ -341,14 +341,20 @@ def adaptive_experiment(
             for step in range(budget):
                 yield from bps.checkpoint()
                 start = time.perf_counter()
-                yield from _write_interventions(control, step, intervention_record)
-                if control.stop_reason is not None:
-                    return control.stop_reason
-                decision = feeder.next_decision()
+                # Interventions wait while the agent decides, so every one
+                # written at this step is in force for this step's decision.
+                with control.holding():
+                    interventions = control.drain()
+                    stop_reason = control.stop_reason
+                    decision = None if stop_reason else feeder.decide()
+                yield from _write_interventions(interventions, step, intervention_record)
+                if stop_reason is not None:
+                    return stop_reason
                 if decision is None:
                     return "exhausted"
                 agent_seconds = feeder.last_seconds
-                decision_record.put(_decision_values(decision, agent.report(), agent_seconds))
+                decision_record.put(_decision_values(step, decision, agent.report(),
+                                                     agent_seconds))
                 yield from bps.create("decisions")
                 yield from read_record(decision_record)
                 yield from bps.save()
@@ -364,7 +370,7 @@ def adaptive_experiment(
 
         try:
             reason = yield from bpp.subs_wrapper(loop(), {"all": [feeder]})
-            yield from _write_interventions(control, len(step_times.total),
+            yield from _write_interventions(control.drain(), len(step_times.total),
                                             intervention_record)
         finally:
             control.detach()

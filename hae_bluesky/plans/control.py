@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,6 +158,12 @@ class ExperimentControl:
             self._log.append(record)
         logger.info("stop requested%s: %s", who, reason)
         return record.to_dict()
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold interventions back while the plan reads them and the agent decides."""
+        with self._lock:
+            yield
 
     def drain(self) -> list[InterventionRecord]:
         """Return and clear the interventions logged since the last call."""

@@ -56,7 +56,7 @@ def adaptive_experiment(
     seed_points : list of [x, y], optional
         Seed positions in nm instead of random ones.
     agent_options : dict, optional
-        Extra agent settings, e.g. ``{"training_iterations": 30}``.
+        Extra agent settings, e.g. ``{"model_settings": {"initial_iterations": 30}}``.
     md : dict, optional
         Extra start-document metadata.
     """
