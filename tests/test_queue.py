@@ -277,9 +277,9 @@ def test_policy_change_applies_from_its_step_on(steered):
     kinds = _policy_kinds(record)
     switched = _switch_step(kinds, "ucb")
     assert set(kinds[:switched]) == {"ei"}
-    # A request that arrives while the agent fits the model for a step
-    # applies to the step after.
-    assert requested_at <= switched <= requested_at + 1
+    # The plan holds interventions back while the agent decides, so the
+    # step written with the intervention is the first step it governs.
+    assert switched == requested_at
 
 
 def test_scalarizer_change_applies_from_its_step_on(steered):
@@ -291,6 +291,10 @@ def test_scalarizer_change_applies_from_its_step_on(steered):
     assert all(window == zn_window for window in scalarizers[first:])
     assert all(window == [930.0, 1000.0] for window in scalarizers[:first])
     assert first >= 2
+    interventions = record.stream("interventions")
+    (index,) = [i for i, parameter in enumerate(interventions["parameter"])
+                if parameter == "scalarizer" and interventions["accepted"][i]]
+    assert int(interventions["step"][index]) == first
 
 
 def test_interventions_stream_records_who_and_what(steered):
