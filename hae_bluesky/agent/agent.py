@@ -327,7 +327,12 @@ class DKLAgent:
         """
         checked = []
         for reading in readings:
-            row, column = self._pixel_of(reading)
+            try:
+                row, column = self._pixel_of(reading)
+            except TypeError as error:
+                raise ValueError(f"a reading has a malformed position ({error}); give "
+                                 "'patch_index', 'row' and 'column', or 'position_nm' "
+                                 "as (x, y)") from None
             if "spectrum" in reading:
                 spectrum = np.array(reading["spectrum"], dtype=float).reshape(-1)
                 if spectrum.size != self.energy_axis.size:
@@ -335,7 +340,12 @@ class DKLAgent:
                                      f"{self.energy_axis.size}")
                 checked.append((row, column, spectrum, None))
             elif "value" in reading:
-                checked.append((row, column, None, float(reading["value"])))
+                try:
+                    value = float(reading["value"])
+                except (TypeError, ValueError):
+                    raise ValueError("a reading's 'value' must be a number, got "
+                                     f"{reading['value']!r}") from None
+                checked.append((row, column, None, value))
             else:
                 raise ValueError("a reading needs a 'spectrum' or a 'value'")
 
@@ -591,7 +601,8 @@ class DKLAgent:
                 if taken and self._policy.needs_model:
                     std = self.model.fantasy_std(taken)
                 scores = self._scores(available, std)
-                index = int(np.argmax(scores))
+                candidates = np.flatnonzero(available)
+                index = int(candidates[np.argmax(scores[candidates])])
                 chosen.append(self._decision(index, float(scores[index]), "policy"))
                 taken.append(index)
             if chosen:
@@ -716,6 +727,7 @@ class DKLAgent:
                 "model_patch_size": self._patch_size,
                 "policy": (pending.policy or self._policy).to_spec(),
                 "scalarizer": (pending.scalarizer or self._scalarizer).to_spec(),
+                "model_scalarizer": self._scalarizer.to_spec(),
                 "seed": self.seed,
                 "embedding_dim": self.embedding_dim,
                 "normalisation": self.normalisation,
@@ -725,6 +737,7 @@ class DKLAgent:
                                   else m.spectrum.copy()} for m in self._measurements],
                 "points_of_interest": [list(p) for p in points],
                 "model": self.model.state_dict(),
+                "fitted_on": self._fitted_on,
                 "rng": self._rng.bit_generator.state,
             }
 
@@ -756,7 +769,9 @@ class DKLAgent:
                 key: tuple(value) if key == "hidden" else value
                 for key, value in state["model_settings"].items()}),
         }
-        scalarizer = overrides.pop("scalarizer", state["scalarizer"])
+        rescalarise = "scalarizer" in overrides
+        scored_with = state.get("model_scalarizer", state["scalarizer"])
+        scalarizer = overrides.pop("scalarizer", scored_with)
         options.update(overrides)
         agent = cls(state["haadf"], state["energy_axis"], scalarizer, **options)
         with agent._lock:
@@ -766,17 +781,19 @@ class DKLAgent:
                                           float(saved["value"]),
                                           None if spectrum is None else np.asarray(spectrum),
                                           bool(saved["bad"]), str(saved["reason"]))
-                if spectrum is not None and "scalarizer" in overrides:
+                if spectrum is not None and rescalarise:
                     agent._score(measurement)
                 agent._measurements.append(measurement)
                 agent._measured_pixels.add((measurement.row, measurement.column))
             agent._points.extend(tuple(p) for p in state["points_of_interest"])
-            if not overrides:
+            if not overrides and not rescalarise:
                 agent.model.load_state_dict(state["model"])
                 agent._rng.bit_generator.state = state["rng"]
                 if agent.model.fitted:
                     agent._posterior = agent.model.predict()
-                    agent._fitted_on = len(agent._measurements)
+                    agent._fitted_on = state.get("fitted_on", len(agent._measurements))
+            if not rescalarise and state["scalarizer"] != scored_with:
+                agent.set_scalarizer(state["scalarizer"])
             if state["patch_size"] != state["model_patch_size"]:
                 agent.set_patch_size(state["patch_size"])
         return agent
