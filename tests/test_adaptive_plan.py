@@ -174,3 +174,12 @@ def test_seed_point_off_the_field_of_view_is_refused(cuzn, cu_scalarizer):
                                budget=2, agent_options=FAST)
     with pytest.raises(ValueError, match="outside the field of view"):
         engine(plan)
+
+
+def test_step_times_put_the_model_fit_in_the_agent_share(finished):
+    result, record = finished
+    times = result.step_times
+    fit_seconds = record.stream("decisions")["fit_seconds"]
+    assert len(times.agent) == len(times.device) == len(times.total) == BUDGET
+    assert np.all(np.asarray(times.agent) >= fit_seconds)
+    assert np.all(np.asarray(times.bookkeeping) >= 0)

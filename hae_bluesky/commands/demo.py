@@ -14,17 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
-
-from hae_bluesky.analysis.metrics import top_fraction_found
-from hae_bluesky.analysis.runs import load_run
-from hae_bluesky.catalog import default_catalog_dir, open_catalog
-from hae_bluesky.experiment import (
-    candidate_truth,
-    choose_spectrum_image,
-    resolve_scalarizer,
-    run_simulated_experiment,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--noise", action="store_true", help="Poisson noise on spectra")
     parser.add_argument("--catalog", type=Path,
-                        help=f"embedded catalog folder (default {default_catalog_dir()})")
+                        help="embedded catalog folder (default: catalog/ under the data "
+                             "cache folder)")
     parser.add_argument("--tiled-uri", help="existing Tiled server instead of an embedded one")
     parser.add_argument("--api-key", help="API key of --tiled-uri")
     parser.add_argument("--figure", type=Path, default=Path("hae-demo.png"),
@@ -76,6 +66,8 @@ class _Progress:
     """A tqdm bar advanced by each ``measurements`` event."""
 
     def __init__(self, total: int, disable: bool) -> None:
+        from tqdm import tqdm
+
         self.bar = tqdm(total=total, unit="spectrum", desc="measuring", disable=disable)
         self.streams: dict[str, str] = {}
 
@@ -91,6 +83,16 @@ class _Progress:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo experiment and print its summary."""
+    # Imported here so that `hae --help` and the other commands start fast.
+    from hae_bluesky.analysis.runs import load_run
+    from hae_bluesky.catalog import open_catalog
+    from hae_bluesky.experiment import (
+        candidate_truth,
+        choose_spectrum_image,
+        resolve_scalarizer,
+        run_simulated_experiment,
+    )
+
     spectrum_image, fallback = choose_spectrum_image(args.dataset, args.haadf)
     if fallback:
         print(f"hae demo: {fallback}")
@@ -128,6 +130,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _summary(result, record, location: str) -> dict[str, Any]:
+    from hae_bluesky.analysis.metrics import top_fraction_found
+    from hae_bluesky.experiment import candidate_truth
+
     measurements = record.stream("measurements")
     values = np.asarray(measurements["scalarizer_value"], dtype=float)
     rows = np.asarray(measurements["row"], dtype=int)

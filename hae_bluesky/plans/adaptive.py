@@ -67,7 +67,8 @@ def versions() -> dict[str, str]:
 class StepTimes:
     """Wall time of each adaptive step, split by where it went (s).
 
-    ``agent`` is ingest + fit + prediction + acquisition in the callback,
+    ``agent`` is the decision (fit, prediction, acquisition) plus ingesting
+    the measurement in the callback,
     ``device`` the beam move and spectrum acquisition, and ``bookkeeping``
     the rest (RunEngine, documents, Tiled writing).
     """
@@ -105,9 +106,8 @@ class AgentFeeder(CallbackBase):
     ----------
     ingested : int
         Measurements fed to the agent so far.
-    last_seconds : float
-        Agent time (s) since the previous decision: ingesting the last
-        measurement plus deciding.
+    ingest_seconds, decide_seconds : float
+        Time (s) of the latest ingest and of the latest decision.
     """
 
     def __init__(self, agent: Any, spectrum_field: str) -> None:
@@ -115,7 +115,8 @@ class AgentFeeder(CallbackBase):
         self.agent = agent
         self.spectrum_field = spectrum_field
         self.ingested = 0
-        self.last_seconds = 0.0
+        self.ingest_seconds = 0.0
+        self.decide_seconds = 0.0
         self._streams: dict[str, str] = {}
 
     def descriptor(self, doc: dict[str, Any]) -> None:
@@ -129,7 +130,7 @@ class AgentFeeder(CallbackBase):
         self.agent.ingest([{"row": int(data["row"]), "column": int(data["column"]),
                             "spectrum": np.asarray(data[self.spectrum_field], dtype=float)}])
         self.ingested += 1
-        self.last_seconds = time.perf_counter() - start
+        self.ingest_seconds = time.perf_counter() - start
 
     def decide(self) -> Any | None:
         """Return the agent's next decision, or ``None`` when it has none left.
@@ -139,7 +140,7 @@ class AgentFeeder(CallbackBase):
         """
         start = time.perf_counter()
         decisions = self.agent.suggest(1)
-        self.last_seconds += time.perf_counter() - start
+        self.decide_seconds = time.perf_counter() - start
         return decisions[0] if decisions else None
 
 
@@ -352,7 +353,7 @@ def adaptive_experiment(
                     return stop_reason
                 if decision is None:
                     return "exhausted"
-                agent_seconds = feeder.last_seconds
+                agent_seconds = feeder.ingest_seconds + feeder.decide_seconds
                 decision_record.put(_decision_values(step, decision, agent.report(),
                                                      agent_seconds))
                 yield from bps.create("decisions")
@@ -363,7 +364,8 @@ def adaptive_experiment(
                     scan, eels, (decision.x_nm, decision.y_nm), info,
                     {"step": step, "row": decision.row, "column": decision.column},
                     scalarize)
-                step_times.agent.append(feeder.last_seconds)
+                # The callback ingested this step's measurement during the save.
+                step_times.agent.append(feeder.decide_seconds + feeder.ingest_seconds)
                 step_times.device.append(device_seconds)
                 step_times.total.append(time.perf_counter() - start)
             return "budget"
