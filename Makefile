@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED_DATA ?= $(abspath ../shared/data/cuzn)
+# The demo reads a local copy of the recorded data when there is one, else
+# the cache folder (downloaded there on first use).
+LOCAL_DATA := $(if $(wildcard $(SHARED_DATA)/*.hspy),$(SHARED_DATA),)
 DEMO_ARGS ?=
 
 .PHONY: setup demo test lint bench clean queue queue-stop
@@ -18,7 +21,7 @@ $(BIN)/hae: pyproject.toml
 setup: $(BIN)/hae
 
 demo: setup
-	$(BIN)/hae demo $(DEMO_ARGS)
+	HAE_DATA_DIR=$${HAE_DATA_DIR:-$(LOCAL_DATA)} $(BIN)/hae demo $(DEMO_ARGS)
 
 test: setup
 	HAE_DATA_DIR=$${HAE_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python -m pytest -q tests
