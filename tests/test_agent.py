@@ -293,6 +293,8 @@ def test_suggest_offers_only_the_candidates_left(cuzn):
 def test_suggest_needs_at_least_one_position(seeded):
     with pytest.raises(ValueError, match="at least 1"):
         seeded.suggest(0)
+    with pytest.raises(ValueError, match="whole number"):
+        seeded.suggest(2.5)
 
 
 def test_every_policy_kind_chooses_an_unmeasured_candidate(seeded):

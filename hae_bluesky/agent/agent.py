@@ -572,8 +572,9 @@ class DKLAgent:
         list of Decision
             Empty when every candidate has been measured.
         """
-        if int(n) < 1:
-            raise ValueError(f"number of suggestions must be at least 1, got {n}")
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"number of suggestions must be a whole number, at least 1, "
+                             f"got {n!r}")
         with self._lock:
             self._off_policy = False
             self._apply_pending()
