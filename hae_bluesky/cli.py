@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hae_bluesky.commands.data",
     "hae_bluesky.commands.demo",
     "hae_bluesky.commands.queue",
+    "hae_bluesky.commands.report",
 )
 
 
