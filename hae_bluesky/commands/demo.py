@@ -43,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--noise", action="store_true", help="Poisson noise on spectra")
     parser.add_argument("--catalog", type=Path,
-                        help="embedded catalog folder (default: catalog/ under the data "
-                             "cache folder)")
+                        help="embedded catalog folder (default $HAE_CATALOG_DIR or "
+                             "catalog/ in the user data folder)")
     parser.add_argument("--tiled-uri", help="existing Tiled server instead of an embedded one")
     parser.add_argument("--api-key", help="API key of --tiled-uri")
     parser.add_argument("--figure", type=Path, default=Path("hae-demo.png"),
