@@ -304,7 +304,7 @@ def experiment_summary_figure(
         uncertainty_map = to_image(prediction.std, agent.patches)
 
     maps = 4 if truth is not None else 3
-    figure = Figure(figsize=(4.2 * maps, 8.0), layout="constrained")
+    figure = Figure(figsize=(4.6 * maps, 8.0), layout="constrained")
     grid = figure.add_gridspec(2, 2 * maps)
     top = [figure.add_subplot(grid[0, 2 * index:2 * index + 2]) for index in range(maps)]
     curve_axes = figure.add_subplot(grid[1, :maps])
@@ -320,6 +320,10 @@ def experiment_summary_figure(
     if truth is not None:
         draw_map(figure, top[3], np.asarray(truth, dtype=float), "true scalarizer",
                  label="scalarizer value")
+    for axes in top[1:]:
+        # The maps share the HAADF pixel grid: one row label is enough, and
+        # the others would collide with the colour bar labels beside them.
+        axes.set_ylabel("")
     draw_learning_curve(curve_axes, decisions)
     draw_best_so_far(best_axes, measurements, truth, maximize=maximize)
 
