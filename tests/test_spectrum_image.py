@@ -186,3 +186,93 @@ def test_hae_npy_missing_key_is_named(tmp_path):
     np.save(tmp_path / "bad.npy", {"image": np.ones((2, 2))}, allow_pickle=True)
     with pytest.raises(ValueError, match="spectrum image"):
         load_hae_npy(tmp_path / "bad.npy")
+
+
+def test_reversed_energy_axis_names_the_channel_and_the_remedy():
+    fields = _record()
+    fields["energy_axis"] = np.arange(5.0)[::-1]
+    with pytest.raises(ValueError, match="channel 1 is at 3 eV after 4 eV; sort or flip"):
+        SpectrumImage(**fields)
+
+
+@pytest.mark.parametrize("spectra", [np.full((4, 3, 5), "a"), np.ones((4, 3, 5)) + 1j,
+                                     np.full((4, 3, 5), None)])
+def test_spectra_that_are_not_real_numbers_are_refused(spectra):
+    fields = _record()
+    fields["spectra"] = spectra
+    with pytest.raises(ValueError, match="spectra must hold real numbers"):
+        SpectrumImage(**fields)
+
+
+@pytest.mark.parametrize("size", ["half", None, [0.5, 0.5]])
+def test_pixel_size_that_is_not_a_number_is_refused(size):
+    fields = _record()
+    fields["pixel_size_nm"] = size
+    with pytest.raises(ValueError, match="pixel size must be a positive number of nm"):
+        SpectrumImage(**fields)
+
+
+def test_empty_spectrum_image_is_refused():
+    with pytest.raises(ValueError, match=r"\(4, 3, 0\) .* is empty"):
+        SpectrumImage(**_record(channels=0))
+
+
+def test_missing_metadata_becomes_an_empty_dict():
+    record = SpectrumImage(**_record(), metadata=None)
+    assert record.metadata == {} and record.is_synthetic is False
+
+
+def test_corrupt_microscope_file_is_named_in_the_error(tmp_path):
+    (tmp_path / "si.hspy").write_bytes(b"not an hdf5 file")
+    with pytest.raises(ValueError, match=r"si\.hspy could not be read as a \.hspy file"):
+        load_spectrum_image(tmp_path / "si.hspy")
+
+
+def test_corrupt_hae_npy_is_named_in_the_error(tmp_path):
+    (tmp_path / "hae.npy").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"hae\.npy could not be read as a \.npy file"):
+        load_hae_npy(tmp_path / "hae.npy")
+
+
+def test_hae_npy_holding_no_dict_is_refused(tmp_path):
+    np.save(tmp_path / "hae.npy", np.array("text", dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="holds a str, not the dict of the hAE layout"):
+        load_hae_npy(tmp_path / "hae.npy")
+
+
+def test_hae_npy_with_a_bad_value_names_the_file(tmp_path):
+    content = {"image": np.ones((3, 4)), "spectrum image": np.ones((3, 4, 7)),
+               "energy axis": np.linspace(0.5, 2.0, 7), "scale": "half"}
+    np.save(tmp_path / "hae.npy", content, allow_pickle=True)
+    with pytest.raises(ValueError, match=r"hae\.npy: pixel size must be a positive number"):
+        load_hae_npy(tmp_path / "hae.npy")
+
+
+def test_corrupt_copy_in_the_cache_is_reported_as_such(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAE_DATA_DIR", str(tmp_path))
+    (tmp_path / "absent.hspy").write_bytes(b"half a download")
+    offline = registry.DataFile("absent.hspy", "http://127.0.0.1:9/absent.hspy", "0" * 64)
+    dataset = registry.Dataset("offline", "test", offline, None, "none")
+    monkeypatch.setitem(registry.DATASETS, "offline", dataset)
+
+    with pytest.raises(DataUnavailableError, match="does not have the registered SHA-256"):
+        load_dataset("offline")
+    assert (tmp_path / "absent.hspy").read_bytes() == b"half a download"
+
+
+def test_data_info_reads_hae_npy_files(tmp_path, capsys):
+    from hae_bluesky.cli import main
+
+    content = {"image": np.ones((3, 4)), "spectrum image": np.ones((3, 4, 7)),
+               "energy axis": np.linspace(700.0, 706.0, 7), "scale": 0.5}
+    np.save(tmp_path / "hae.npy", content, allow_pickle=True)
+    assert main(["data", "info", str(tmp_path / "hae.npy")]) == 0
+    assert "3 x 4 pixels, 7 channels 700-706 eV" in capsys.readouterr().out
+
+
+def test_data_info_of_an_unknown_name_lists_the_data_sets(capsys):
+    from hae_bluesky.cli import main
+
+    assert main(["data", "info", "graphene"]) == 1
+    assert "'graphene' is neither a registered data set (cuzn) nor a file" in (
+        capsys.readouterr().err)

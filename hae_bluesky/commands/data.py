@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hae_bluesky.data import DATASETS, data_dir, load_dataset, load_spectrum_image
+from hae_bluesky.data import (
+    DATASETS,
+    data_dir,
+    load_dataset,
+    load_hae_npy,
+    load_spectrum_image,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +43,11 @@ def _list(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     if args.name in DATASETS:
         record = load_dataset(args.name)
+    elif not Path(args.name).is_file():
+        raise FileNotFoundError(f"{args.name!r} is neither a registered data set "
+                                f"({', '.join(DATASETS)}) nor a file")
+    elif Path(args.name).suffix == ".npy":
+        record = load_hae_npy(args.name)
     else:
         record = load_spectrum_image(args.name, getattr(args, "haadf", None))
     ny, nx, channels = record.shape

@@ -46,7 +46,15 @@ def read_signals(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    return _reader_for(path)(str(path))
+    reader = _reader_for(path)
+    try:
+        return reader(str(path))
+    except Exception as error:
+        raise ValueError(
+            f"{path} could not be read as a {path.suffix} file ({type(error).__name__}: "
+            f"{error}); check that it is complete (not truncated by a copy) and of that "
+            "format"
+        ) from error
 
 
 def _axis_role(axis: dict[str, Any]) -> str:
@@ -189,15 +197,28 @@ def load_hae_npy(path: str | Path, metadata: dict[str, Any] | None = None) -> Sp
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    content = np.load(path, allow_pickle=True)
-    if content.dtype != object or content.shape != ():
-        raise ValueError(f"{path} is not a dictionary .npy file of the hAE layout")
-    content = content.item()
     keys = ("image", "spectrum image", "energy axis", "scale")
+    try:
+        content = np.load(path, allow_pickle=True)
+    except Exception as error:
+        raise ValueError(
+            f"{path} could not be read as a .npy file ({type(error).__name__}: {error}); "
+            "check that it is complete (not truncated by a copy)"
+        ) from error
+    if not isinstance(content, np.ndarray) or content.dtype != object or content.shape != ():
+        raise ValueError(f"{path} is not a dictionary .npy file of the hAE layout (a dict "
+                         f"with the keys {list(keys)})")
+    content = content.item()
+    if not isinstance(content, dict):
+        raise ValueError(f"{path} holds a {type(content).__name__}, not the dict of the hAE "
+                         f"layout with the keys {list(keys)}")
     missing = [key for key in keys if key not in content]
     if missing:
         raise ValueError(f"{path} lacks the key(s) {missing}; expected {list(keys)}")
     info = {"source": str(path), "synthetic": False, "haadf_derived": False}
     info.update(metadata or {})
-    return SpectrumImage(content["image"], content["spectrum image"], content["energy axis"],
-                         float(content["scale"]), info)
+    try:
+        return SpectrumImage(content["image"], content["spectrum image"],
+                             content["energy axis"], content["scale"], info)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None

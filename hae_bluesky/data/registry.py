@@ -108,17 +108,22 @@ def data_dir() -> Path:
 
 def _fetch(data_file: DataFile, folder: Path) -> Path:
     local = folder / data_file.name
-    if local.is_file() and pooch.file_hash(str(local)) == data_file.sha256:
+    present = local.is_file()
+    if present and pooch.file_hash(str(local)) == data_file.sha256:
         return local
     try:
         return Path(pooch.retrieve(data_file.url, known_hash=f"sha256:{data_file.sha256}",
                                    fname=data_file.name, path=folder, progressbar=False))
     except Exception as error:
+        found = (f"the copy of {data_file.name} in the data cache {folder} does not have the "
+                 f"registered SHA-256 {data_file.sha256} (incomplete, corrupt or another "
+                 "version), and it") if present else (
+                 f"{data_file.name} is not in the data cache {folder} and it")
         raise DataUnavailableError(
-            f"{data_file.name} is not in the data cache {folder} and could not be "
-            f"downloaded from {data_file.url} ({type(error).__name__}: {error}). Download it "
-            f"on a machine with network access and copy it into that folder, or set "
-            f"{DATA_DIR_VARIABLE} to a folder that holds it."
+            f"{found} could not be downloaded from {data_file.url} "
+            f"({type(error).__name__}: {error}). Download it on a machine with network "
+            f"access and copy it into that folder, or set {DATA_DIR_VARIABLE} to a folder "
+            "that holds it."
         ) from error
 
 

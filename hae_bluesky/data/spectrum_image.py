@@ -42,10 +42,15 @@ class SpectrumImage:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.haadf = np.asarray(self.haadf)
-        self.spectra = np.asarray(self.spectra)
-        self.energy_axis = np.asarray(self.energy_axis, dtype=float)
-        self.pixel_size_nm = float(self.pixel_size_nm)
+        self.haadf = _real_array(self.haadf, "HAADF image")
+        self.spectra = _real_array(self.spectra, "spectra")
+        self.energy_axis = _real_array(self.energy_axis, "energy axis").astype(float)
+        try:
+            self.pixel_size_nm = float(self.pixel_size_nm)
+        except (TypeError, ValueError):
+            raise ValueError(f"pixel size must be a positive number of nm, got "
+                             f"{self.pixel_size_nm!r}") from None
+        self.metadata = dict(self.metadata or {})
         self._validate()
 
     def _validate(self) -> None:
@@ -65,12 +70,22 @@ class SpectrumImage:
                 f"energy axis has shape {self.energy_axis.shape} but the spectra have "
                 f"{self.spectra.shape[2]} channels"
             )
+        if 0 in self.spectra.shape:
+            raise ValueError(f"spectrum image of shape {self.spectra.shape} (ny, nx, nE) is "
+                             "empty: nothing to measure")
+        if not np.all(np.isfinite(self.energy_axis)):
+            raise ValueError("energy axis must be finite (eV); it holds NaN or inf")
         steps = np.diff(self.energy_axis)
-        if not np.all(np.isfinite(self.energy_axis)) or np.any(steps <= 0):
-            raise ValueError("energy axis must be finite and strictly increasing (eV)")
+        if np.any(steps <= 0):
+            channel = int(np.argmax(steps <= 0)) + 1
+            raise ValueError(
+                f"energy axis must be strictly increasing (eV): channel {channel} is at "
+                f"{self.energy_axis[channel]:g} eV after {self.energy_axis[channel - 1]:g} eV; "
+                "sort or flip the spectra with their axis"
+            )
         if not (np.isfinite(self.pixel_size_nm) and self.pixel_size_nm > 0):
             raise ValueError(f"pixel size must be positive (nm), got {self.pixel_size_nm}")
-        if self.spectra.size and not np.any(np.isfinite(self.spectra)):
+        if not np.any(np.isfinite(self.spectra)):
             raise ValueError("spectra are NaN or inf everywhere: nothing to measure")
         if not np.any(np.isfinite(self.haadf)):
             raise ValueError("HAADF image is NaN or inf everywhere")
@@ -104,3 +119,16 @@ class SpectrumImage:
                 f"pixel (row={row}, column={column}) lies off the {ny} x {nx} scan grid"
             )
         return self.spectra[row, column]
+
+
+def _real_array(value: Any, what: str) -> np.ndarray:
+    """Return ``value`` as an array of real numbers, or raise naming ``what``."""
+    try:
+        array = np.asarray(value)
+    except ValueError as error:
+        raise ValueError(f"{what} is not a regular array of numbers ({error})") from None
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                   or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{what} must hold real numbers, got an array of dtype "
+                         f"{array.dtype}")
+    return array
