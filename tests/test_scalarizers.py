@@ -127,3 +127,26 @@ def test_unexpected_field_is_refused():
 def test_spectrum_with_wrong_channel_count_is_refused():
     with pytest.raises(ValueError, match="channels"):
         scalarizer_from_spec(SPECS[0])(np.ones(7), ENERGY)
+
+
+@pytest.mark.parametrize("window", ["93", [True, 130]])
+def test_window_of_a_string_or_booleans_is_refused_not_read_as_numbers(window):
+    with pytest.raises(ValueError, match=r"window must be two energies \[low, high\] in eV"):
+        scalarizer_from_spec({"kind": "band_integral", "window": window})
+
+
+def test_kind_that_is_not_a_name_is_refused_with_the_known_kinds():
+    with pytest.raises(ValueError, match=r"unknown scalarizer kind \['band_integral'\]; known"):
+        scalarizer_from_spec({"kind": ["band_integral"], "window": [120, 130]})
+
+
+def test_missing_field_is_named():
+    with pytest.raises(ValueError, match=r"edge_intensity scalarizer needs exactly the "
+                                         r"field\(s\) \['background_window', 'window'\]"):
+        scalarizer_from_spec({"kind": "edge_intensity", "window": [120, 130]})
+
+
+def test_empty_energy_axis_is_refused_with_its_shape():
+    scalarizer = scalarizer_from_spec(SPECS[0])
+    with pytest.raises(ValueError, match=r"at least one channel \(eV\), got shape \(0,\)"):
+        scalarizer.validate(np.array([]))

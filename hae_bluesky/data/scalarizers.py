@@ -50,6 +50,8 @@ __all__ = [
 
 def _window(value: Sequence[float], name: str = "window") -> tuple[float, float]:
     try:
+        if isinstance(value, (str, bytes)) or any(isinstance(v, bool) for v in value):
+            raise TypeError(value)
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(
@@ -66,6 +68,9 @@ def _channels(energy_axis: np.ndarray, window: tuple[float, float], name: str,
               minimum: int = 1) -> np.ndarray:
     """Return the boolean mask of channels inside ``window``, validated."""
     energy_axis = np.asarray(energy_axis, dtype=float)
+    if energy_axis.ndim != 1 or energy_axis.size == 0:
+        raise ValueError(f"the energy axis must be 1-D with at least one channel (eV), got "
+                         f"shape {energy_axis.shape}")
     first, last = float(energy_axis[0]), float(energy_axis[-1])
     low, high = window
     if low < first or high > last:
@@ -303,7 +308,7 @@ def scalarizer_from_spec(spec: Mapping[str, Any] | Scalarizer) -> Scalarizer:
     if not isinstance(spec, Mapping) or "kind" not in spec:
         raise ValueError(f"a scalarizer spec is a dict with a 'kind' key, got {spec!r}")
     kind = spec["kind"]
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise ValueError(
             f"unknown scalarizer kind {kind!r}; known kinds: {', '.join(sorted(_KINDS))}"
         )
@@ -318,6 +323,6 @@ def scalarizer_from_spec(spec: Mapping[str, Any] | Scalarizer) -> Scalarizer:
     cls = _KINDS[kind]
     expected = {"window", "background_window"} if cls is EdgeIntensity else {"window"}
     if set(fields) != expected:
-        raise ValueError(f"a {kind} scalarizer needs exactly {sorted(expected)}, "
-                         f"got {sorted(fields)}")
+        raise ValueError(f"the {kind} scalarizer needs exactly the field(s) "
+                         f"{sorted(expected)}, got {sorted(fields)}")
     return cls(**fields)
