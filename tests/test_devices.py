@@ -335,3 +335,42 @@ def test_status_of_a_failed_acquisition_reports_the_error(recording, monkeypatch
     with pytest.raises(RuntimeError, match="camera not ready"):
         status.wait(timeout=5)
     assert status.done and not status.success
+
+
+@pytest.mark.parametrize("target", ["five", None, True])
+def test_move_to_something_that_is_not_a_number_says_what_was_given(recording, target):
+    microscope = SimulatedMicroscope(recording)
+    with pytest.raises(ValueError, match=rf"stem_scan_x moves to a position in nm, got "
+                                         rf"{target!r}"):
+        microscope.scan.x.set(target)
+    assert microscope.scan.position == (0.0, 0.0)
+
+
+def test_move_to_a_pair_with_text_says_what_was_given(recording):
+    microscope = SimulatedMicroscope(recording)
+    with pytest.raises(ValueError, match=r"moves to a pair \(x, y\) in nm, got \('a', 1.0\)"):
+        microscope.scan.set(("a", 1.0))
+
+
+def test_setting_a_negative_exposure_in_a_plan_fails_with_the_bound(recording, run_engine):
+    microscope = SimulatedMicroscope(recording)
+    with pytest.raises(ValueError, match="eels_exposure_time must be greater than 0.0 s, got -1"):
+        run_engine(bps.mv(microscope.eels.exposure_time, -1))
+    assert microscope.eels.exposure_time.get() == 1.0
+
+
+@pytest.mark.parametrize("pixels", [[(1,)], [(1.5, 2.0)], ["ab"]])
+def test_malformed_nan_pixels_are_refused(recording, pixels):
+    microscope = SimulatedMicroscope(recording)
+    with pytest.raises(ValueError, match=r"a NaN pixel is a pair \(row, column\) of whole"):
+        microscope.inject_nan_spectra(pixels)
+    assert microscope.backend.nan_pixels == []
+
+
+def test_simulation_settings_that_are_not_numbers_are_refused(recording):
+    with pytest.raises(ValueError, match="drift speed must be a finite number >= 0 "
+                                         r"\(nm/s\), got 'fast'"):
+        SimulatedMicroscope(recording, drift_nm_per_s="fast")
+    recording.metadata["exposure_time_s"] = "long"
+    with pytest.raises(ValueError, match=r"metadata 'exposure_time_s'\) must be a positive"):
+        SimulatedMicroscope(recording)

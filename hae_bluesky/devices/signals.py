@@ -69,6 +69,11 @@ class QuantitySignal(Signal):
                 f"{self.name} must be {relation} {self.minimum} {self.units}, got {value!r}"
             )
 
+    def set(self, value: Any, **kwargs: Any) -> Any:
+        """Set the value; a value out of bounds raises here, before any status exists."""
+        self.check_value(value)
+        return super().set(value, **kwargs)
+
     def describe(self) -> dict[str, dict[str, Any]]:
         """Data key: number, shape [], dtype_numpy ``'<f8'`` and units."""
         return {

@@ -98,13 +98,11 @@ class SimulatedBackend(MicroscopeBackend):
         damage_rate: float = 0.0,
         nan_pixels: Iterable[tuple[int, int]] = (),
     ) -> None:
+        what = "recording exposure time"
         if recording_exposure_time is None:
-            recording_exposure_time = float(
-                spectrum_image.metadata.get(RECORDING_EXPOSURE_KEY, 1.0)
-            )
-        _require_non_negative("recording exposure time", recording_exposure_time, "s")
-        if recording_exposure_time == 0:
-            raise ValueError("recording exposure time must be positive (s), got 0")
+            what = f"recording exposure time (metadata {RECORDING_EXPOSURE_KEY!r})"
+            recording_exposure_time = spectrum_image.metadata.get(RECORDING_EXPOSURE_KEY, 1.0)
+        _require_positive(what, recording_exposure_time, "s")
         _require_non_negative("drift speed", drift_nm_per_s, "nm/s")
         _require_non_negative("damage rate", damage_rate, "1/s")
 
@@ -256,7 +254,7 @@ class SimulatedBackend(MicroscopeBackend):
             If a pixel lies off the scan grid.
         """
         ny, nx = self._grid.shape
-        chosen = {(int(row), int(column)) for row, column in pixels}
+        chosen = {_pixel(pixel) for pixel in pixels}
         for row, column in chosen:
             if not (0 <= row < ny and 0 <= column < nx):
                 raise ValueError(
@@ -395,11 +393,29 @@ class SimulatedMicroscope:
         }
 
 
-def _require_non_negative(what: str, value: float, units: str) -> None:
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{what} must be a finite number >= 0 ({units}), got {value}")
+def _pixel(pixel: Any) -> tuple[int, int]:
+    try:
+        row, column = pixel
+        if not all(float(index).is_integer() for index in (row, column)):
+            raise ValueError(pixel)
+    except (TypeError, ValueError):
+        raise ValueError(f"a NaN pixel is a pair (row, column) of whole numbers, got "
+                         f"{pixel!r}") from None
+    return int(row), int(column)
 
 
-def _require_positive(what: str, value: float, units: str) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{what} must be positive ({units}), got {value}")
+def _number(value: Any) -> float:
+    try:
+        return math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _require_non_negative(what: str, value: Any, units: str) -> None:
+    if not (math.isfinite(_number(value)) and _number(value) >= 0):
+        raise ValueError(f"{what} must be a finite number >= 0 ({units}), got {value!r}")
+
+
+def _require_positive(what: str, value: Any, units: str) -> None:
+    if not (math.isfinite(_number(value)) and _number(value) > 0):
+        raise ValueError(f"{what} must be a positive number ({units}), got {value!r}")

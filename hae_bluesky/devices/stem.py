@@ -58,6 +58,17 @@ def _run_in_background(status: DeviceStatus, work: Callable[[], None]) -> Device
     return status
 
 
+def _position_nm(value: Any, what: str, whole: Any = None) -> float:
+    """``value`` as a float, or a ValueError saying ``what`` was expected."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        return float(value)
+    except (TypeError, ValueError):
+        shown = value if whole is None else whole
+        raise ValueError(f"{what}, got {shown!r}") from None
+
+
 class BeamAxis(Device):
     """One axis (x or y) of the beam position, in nm, inside a :class:`StemScan`.
 
@@ -111,7 +122,7 @@ class BeamAxis(Device):
 
     def check_value(self, value: float) -> None:
         """Raise :class:`~hae_bluesky.devices.backend.OutsideFieldError` if outside the field."""
-        self._scan.grid.check_position(self.axis, float(value))
+        self._scan.grid.check_position(self.axis, self._as_number(value))
 
     def set(self, value: float, **kwargs: Any) -> DeviceStatus:
         """Move the beam along this axis to ``value`` nm; the other axis stays.
@@ -121,7 +132,10 @@ class BeamAxis(Device):
         OutsideFieldError
             Before anything moves, if ``value`` lies outside the field of view.
         """
-        return self._scan._move({self.axis: float(value)})
+        return self._scan._move({self.axis: self._as_number(value)})
+
+    def _as_number(self, value: Any) -> float:
+        return _position_nm(value, f"{self.name} moves to a position in nm")
 
 
 class StemScan(Device):
@@ -197,13 +211,12 @@ class StemScan(Device):
         return self._move({"x": x_nm, "y": y_nm})
 
     def _as_pair(self, value: Sequence[float]) -> tuple[float, float]:
+        what = f"{self.name} moves to a pair (x, y) in nm"
         try:
             x_nm, y_nm = value
         except (TypeError, ValueError):
-            raise ValueError(
-                f"{self.name} moves to a pair (x, y) in nm, got {value!r}"
-            ) from None
-        return float(x_nm), float(y_nm)
+            raise ValueError(f"{what}, got {value!r}") from None
+        return _position_nm(x_nm, what, value), _position_nm(y_nm, what, value)
 
     def _move(self, targets: dict[str, float]) -> DeviceStatus:
         for axis, value in targets.items():
