@@ -8,8 +8,9 @@ queueserver (``function_execute`` with ``run_in_background=True``) while the
 plan runs, as well as from an IPython session.
 
 Each changing function checks the shape of its request here (a policy is a
-kind name or a dict with a ``kind``; a window is two increasing energies in
-eV; a position is two numbers in nm), then hands it to the agent, which
+kind name or a dict with a ``kind``, or that dict as JSON text; a window is
+two increasing energies in eV; a position is two numbers in nm, numpy ones
+included), then hands it to the agent, which
 checks it against the experiment (known policy kinds, the spectrometer's
 energy range, the image size, the field of view). A refused request raises
 ``ValueError`` with the reason, leaves the experiment as it was, and is
@@ -35,10 +36,13 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hae_bluesky.data import scalarizer_preset
+import numpy as np
+
+from hae_bluesky.data import DATASETS, scalarizer_preset
 from hae_bluesky.plans.control import ExperimentControl
 from hae_bluesky.plans.records import to_json
 
@@ -215,7 +219,18 @@ class Interventions:
                                              group=group or self.group))
 
 
+def _json_spec(value: Any, what: str) -> Any:
+    """A string that opens with ``{`` is a JSON spec, as on the ``hae`` command line."""
+    if not (isinstance(value, str) and value.lstrip().startswith("{")):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the {what} {value!r} is not valid JSON ({error})") from None
+
+
 def _policy_spec(policy: Any) -> dict[str, Any]:
+    policy = _json_spec(policy, "policy")
     if isinstance(policy, str):
         return {"kind": policy}
     if not isinstance(policy, Mapping) or not isinstance(policy.get("kind"), str):
@@ -225,6 +240,11 @@ def _policy_spec(policy: Any) -> dict[str, Any]:
 
 
 def _scalarizer_spec(scalarizer: Any, dataset: str) -> dict[str, Any]:
+    scalarizer = _json_spec(scalarizer, "scalarizer")
+    if isinstance(scalarizer, str) and dataset not in DATASETS:
+        raise ValueError(f"the data of this experiment ({dataset or 'not a registered data set'})"
+                         f" has no scalarizer presets, so {scalarizer!r} names nothing; give a "
+                         "spec such as {'kind': 'band_integral', 'window': [930, 1000]} (eV)")
     if isinstance(scalarizer, str):
         try:
             return scalarizer_preset(scalarizer, dataset)
@@ -249,6 +269,8 @@ def _window(value: Any, name: str) -> tuple[float, float]:
 
 
 def _positions(points: Any) -> list[tuple[float, float]]:
+    if isinstance(points, np.ndarray):
+        points = points.tolist()
     if isinstance(points, (str, bytes)) or not isinstance(points, Sequence) or not points:
         raise ValueError(f"points of interest are a non-empty list of [x, y] positions in nm, "
                          f"got {points!r}")
@@ -257,19 +279,23 @@ def _positions(points: Any) -> list[tuple[float, float]]:
 
 
 def _numbers(value: Any, count: int, what: str) -> list[float]:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != count:
         raise ValueError(f"{what} needs {count} numbers, got {value!r}")
-    numbers = []
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
-            raise ValueError(f"{what} needs {count} finite numbers, got {value!r}")
-        numbers.append(float(item))
-    return numbers
+    if not all(_is_number(item) and math.isfinite(item) for item in value):
+        raise ValueError(f"{what} needs {count} finite numbers, got {value!r}")
+    return [float(item) for item in value]
+
+
+def _is_number(value: Any) -> bool:
+    """True for a real number (numpy ones included), False for booleans and text."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _whole_number(value: Any, what: str) -> int:
-    whole = (isinstance(value, int) or isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole:
+    whole = _is_number(value) and float(value).is_integer()
+    if not whole:
         raise ValueError(f"the {what} must be a whole number of pixels, got {value!r}")
     return int(value)
 

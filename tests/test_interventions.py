@@ -212,3 +212,34 @@ def test_agent_refuses_what_the_experiment_cannot_do(dkl_control, name, argument
     assert not dkl_control.agent.has_pending_changes()
     (logged,) = dkl_control.drain()
     assert (logged.accepted, logged.user) == (False, "ada")
+
+
+def test_numpy_numbers_are_accepted_as_positions_and_sizes(interventions, agent):
+    import numpy as np
+
+    interventions.add_points_of_interest(np.array([[1.0, 2.5]]))
+    interventions.add_points_of_interest([[np.float32(3.0), np.int64(4)]])
+    interventions.set_patch_size(np.int64(7))
+    assert agent.points == [(1.0, 2.5), (3.0, 4.0)]
+    assert agent.patch_size == 7 and type(agent.patch_size) is int
+
+
+def test_policy_and_scalarizer_given_as_json_text_become_specs(interventions, agent):
+    interventions.set_policy('{"kind": "ucb", "beta": 3}')
+    record = interventions.set_scalarizer('{"kind": "band_integral", "window": [930, 1000]}')
+    assert agent.policy == {"kind": "ucb", "beta": 3}
+    assert record["after"] == {"kind": "band_integral", "window": [930.0, 1000.0]}
+
+
+def test_malformed_json_text_is_refused_and_logged(interventions, control):
+    with pytest.raises(ValueError, match=r"the scalarizer '\{bad' is not valid JSON"):
+        interventions.set_scalarizer("{bad")
+    (logged,) = control.drain()
+    assert logged.accepted is False and "not valid JSON" in logged.message
+
+
+def test_preset_name_on_data_without_presets_asks_for_a_spec(control):
+    interventions = Interventions(control, dataset="")
+    with pytest.raises(ValueError, match="has no scalarizer presets, so 'cu_l23' names "
+                                         "nothing; give a spec such as"):
+        interventions.set_scalarizer("cu_l23")
