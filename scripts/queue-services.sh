@@ -86,7 +86,13 @@ start_manager() {
         >"$STATE/re-manager.log" 2>&1 &
     echo $! >"$STATE/re-manager.pid"
     wait_for 60 "the RE Manager" "$BIN/qserver" --zmq-control-addr "$CONTROL" status
-    "$BIN/hae" queue --address "$CONTROL" --timeout 300 env-open >/dev/null
+    if ! "$BIN/hae" queue --address "$CONTROL" --timeout 300 env-open >/dev/null; then
+        echo "queue-services: the RE Manager runs on $CONTROL but its worker environment" \
+             "did not open; the end of $STATE/re-manager.log:" >&2
+        tail -n 15 "$STATE/re-manager.log" >&2
+        echo "Fix the cause, then '$0 stop' and start again." >&2
+        exit 1
+    fi
     echo "RE Manager on $CONTROL with the worker environment open"
 }
 

@@ -16,20 +16,37 @@ Environment:
 
 import os
 
+from hae_bluesky.data import DATASETS
 from hae_bluesky.devices import SimulatedMicroscope
 from hae_bluesky.experiment import choose_spectrum_image
 
 
 def _flag(name: str) -> bool:
-    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
+    value = os.environ.get(name, "0").strip().lower()
+    if value not in ("0", "1", "", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError(f"{name}={os.environ[name]!r} is not a switch: set it to 1 or 0")
+    return value in ("1", "true", "yes", "on")
 
 
 def _seconds(name: str) -> float | None:
     value = os.environ.get(name)
-    return None if value in (None, "") else float(value)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number of seconds") from None
 
 
-spectrum_image, _fallback = choose_spectrum_image(os.environ.get("HAE_DEVICES", "cuzn"))
+def _spectrum_image(choice: str):
+    if choice != "twin" and choice not in DATASETS and not os.path.isfile(choice):
+        raise FileNotFoundError(
+            f"HAE_DEVICES={choice!r} is neither a registered data set "
+            f"({', '.join(DATASETS)}), 'twin', nor an existing spectrum-image file")
+    return choose_spectrum_image(choice)
+
+
+spectrum_image, _fallback = _spectrum_image(os.environ.get("HAE_DEVICES", "cuzn"))
 if _fallback:
     import logging
 
