@@ -399,3 +399,101 @@ def test_refused_command_exits_with_the_reason(addresses, capsys):
                    "observer", "set-policy", "ucb", "beta=2"])
     assert status == 1
     assert "'set_policy' is not allowed for users from 'observer'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_plan_with_bad_settings_fails_before_a_run_opens(operator, addresses, capsys):
+    from bluesky_queueserver_api import BPlan
+
+    operator.item_add(BPlan("adaptive_experiment", scalarizer="cu_l23", policy="greedy",
+                            n_seeds=2, budget=2))
+    try:
+        item = _run_queue(operator)
+        assert main(["queue", "--address", addresses[0], "state"]) == 0
+        last = json.loads(capsys.readouterr().out)["last_item"]
+    finally:
+        operator.queue_clear()
+    assert item["result"]["exit_status"] == "failed"
+    assert item["result"]["run_uids"] == []
+    assert "unknown policy kind 'greedy'" in last["message"]
+    assert "back at the front of the queue" in last["note"]
+
+
+def test_unknown_group_is_told_the_known_groups(addresses, capsys):
+    status = main(["queue", "--address", addresses[0], "--user", "ada", "--group",
+                   "wizards", "set-policy", "ucb"])
+    assert status == 1
+    assert "Unknown user group: 'wizards'; give --group (or $HAE_QUEUE_GROUP) as one of: " \
+           "observer, operator" in capsys.readouterr().err
+
+
+def test_no_manager_at_the_address_fails_fast_saying_how_to_start_one(capsys):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    status = main(["queue", "--address", address, "state"])
+    assert status == 1
+    assert time.monotonic() - started < 20
+    assert f"no answer from an RE Manager at {address}: start one ('make queue')" in (
+        capsys.readouterr().err)
+
+
+def test_address_that_is_not_a_0mq_address_is_refused(capsys):
+    assert main(["queue", "--address", "localhost", "state"]) == 1
+    assert "'localhost' is not a 0MQ address of an RE Manager, such as tcp://" in (
+        capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["add", "adaptive", "--scalarizer", "{bad"], "--scalarizer '{bad' is not valid JSON"),
+    (["add", "adaptive", "--agent-options", "[1]"], "--agent-options must be a JSON object"),
+    (["add", "adaptive", "--seeds", "0"], "--seeds must be at least 1, got 0"),
+    (["add", "adaptive", "--budget", "-1"], "--budget must be at least 0, got -1"),
+    (["add", "grid", "--step", "0"], "--step must be at least 1, got 0"),
+    (["add", "grid", "--policy", "ucb"], "--policy does not apply to the grid experiment"),
+    (["set-policy", "ucb", "beta=two"], "policy parameter beta must be a number, got 'two'"),
+    (["set-policy", "ucb", "=2"], "policy parameter '=2' is not NAME=VALUE"),
+])
+def test_malformed_commands_are_refused_before_anything_is_sent(arguments, message, capsys):
+    # No manager listens at this address: a refusal here comes from the command itself.
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    assert main(["queue", "--address", address, *arguments]) == 1
+    assert message in capsys.readouterr().err
+
+
+class _StubManager:
+    """Answers like an RE Manager whose profile failed to load or whose task hangs."""
+
+    user, user_group = "ada", "operator"
+
+    def environment_open(self):
+        return {"success": True}
+
+    def wait_for_idle(self, timeout):
+        return None
+
+    def status(self):
+        return {"worker_environment_exists": False}
+
+    def function_execute(self, function, run_in_background):
+        return {"task_uid": "task"}
+
+    def wait_for_completed_task(self, task_uid, timeout):
+        raise TimeoutError("Timeout while waiting for condition")
+
+
+def test_environment_that_does_not_open_is_an_error_pointing_at_the_log():
+    from argparse import Namespace
+
+    from hae_bluesky.commands.queue import _env_open
+
+    with pytest.raises(InterventionRefused, match="worker environment did not open: the "
+                                                  "profile failed to load.*re-manager.log"):
+        _env_open(_StubManager(), Namespace(timeout=1.0))
+
+
+def test_intervention_that_outlasts_the_timeout_may_still_apply():
+    with pytest.raises(TimeoutError, match="set_policy did not finish within 2 s .* it may "
+                                           "still take effect: check with 'hae queue state'"):
+        call_function(_StubManager(), "set_policy", policy="ucb", timeout=2.0)

@@ -57,14 +57,24 @@ def connect(address: str | None = None, *, info_address: str | None = None,
     bluesky_queueserver_api.zmq.REManagerAPI
         Close it with ``close()``.
     """
+    import zmq
     from bluesky_queueserver_api.zmq import REManagerAPI
 
-    manager = REManagerAPI(
-        zmq_control_addr=address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS,
-        zmq_info_addr=info_address or os.environ.get(INFO_ADDRESS_ENV) or None)
+    address = _address(address)
+    try:
+        manager = REManagerAPI(
+            zmq_control_addr=address,
+            zmq_info_addr=info_address or os.environ.get(INFO_ADDRESS_ENV) or None)
+    except zmq.ZMQError as error:
+        raise ValueError(f"{address!r} is not a 0MQ address of an RE Manager, such as "
+                         f"{DEFAULT_ADDRESS} ({error})") from None
     manager.user = user or os.environ.get(USER_ENV) or getpass.getuser()
     manager.user_group = group or os.environ.get(GROUP_ENV) or "operator"
     return manager
+
+
+def _address(address: str | None) -> str:
+    return address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
 
 
 def call_function(manager: Any, name: str, *, timeout: float = 60.0,
@@ -105,7 +115,13 @@ def call_function(manager: Any, name: str, *, timeout: float = 60.0,
         reply = manager.function_execute(BFunc(name, **kwargs), run_in_background=True)
     except RequestFailedError as error:
         raise InterventionRefused(_without_prefix(str(error))) from None
-    manager.wait_for_completed_task(reply["task_uid"], timeout=timeout)
+    try:
+        manager.wait_for_completed_task(reply["task_uid"], timeout=timeout)
+    except TimeoutError:
+        raise TimeoutError(
+            f"{name} did not finish within {timeout:g} s (the agent may be busy deciding); "
+            "it may still take effect: check with 'hae queue state', or give a longer "
+            "--timeout next time") from None
     result = manager.task_result(reply["task_uid"])["result"]
     if not result["success"]:
         # The worker reports "Error occurred while executing 'Execute function': <reason>".
@@ -188,8 +204,14 @@ def _run(func, args: argparse.Namespace) -> int:
     manager = connect(args.address, user=args.user, group=args.group)
     try:
         result = func(manager, args)
-    except (InterventionRefused, RequestFailedError, RequestTimeoutError, TimeoutError) as error:
-        print(f"hae queue: {_without_prefix(str(error))}", file=sys.stderr)
+    except RequestTimeoutError:
+        print(f"hae queue: no answer from an RE Manager at {_address(args.address)}: start "
+              f"one ('make queue'), or give its address with --address or ${ADDRESS_ENV}",
+              file=sys.stderr)
+        return 1
+    except (InterventionRefused, RequestFailedError, TimeoutError) as error:
+        print(f"hae queue: {_explained(manager, _without_prefix(str(error)))}",
+              file=sys.stderr)
         return 1
     finally:
         manager.close()
@@ -198,10 +220,27 @@ def _run(func, args: argparse.Namespace) -> int:
     return 0
 
 
+def _explained(manager: Any, message: str) -> str:
+    """Add to a refusal for an unknown group the groups the manager knows."""
+    if "Unknown user group" not in message:
+        return message
+    try:
+        groups = manager.permissions_get()["user_group_permissions"]["user_groups"]
+    except Exception as error:
+        return f"{message} (the manager's groups could not be read: {error})"
+    known = ", ".join(sorted(set(groups) - {"root"}))
+    return f"{message}; give --group (or ${GROUP_ENV}) as one of: {known}"
+
+
 def _env_open(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
     manager.environment_open()
     manager.wait_for_idle(timeout=args.timeout)
-    return _summary(manager.status())
+    status = manager.status()
+    if not status["worker_environment_exists"]:
+        raise InterventionRefused(
+            "the worker environment did not open: the profile failed to load; the RE "
+            "Manager's log says why (re-manager.log in $HAE_QUEUE_DIR for 'make queue')")
+    return _summary(status)
 
 
 def _env_close(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -224,29 +263,52 @@ def _add(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
             "kwargs": kwargs, "queue_size": reply["qsize"], "started": args.start}
 
 
+#: Options of ``hae queue add`` that only some plans take.
+_PLAN_OPTIONS = {"policy": ("adaptive",), "patch_size": ("adaptive",), "seeds": ("adaptive",),
+                 "agent_options": ("adaptive",), "seed": ("adaptive", "random"),
+                 "step": ("grid",)}
+#: Smallest value of each whole-number option.
+_MINIMA = {"patch_size": 1, "seeds": 1, "budget": 0, "step": 1}
+
+
 def _plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    for option, plans in _PLAN_OPTIONS.items():
+        if getattr(args, option) is not None and args.plan not in plans:
+            raise ValueError(f"--{option.replace('_', '-')} does not apply to the {args.plan} "
+                             f"experiment, only to: {', '.join(plans)}")
+    for option, minimum in _MINIMA.items():
+        value = getattr(args, option)
+        if value is not None and value < minimum:
+            raise ValueError(f"--{option.replace('_', '-')} must be at least {minimum}, "
+                             f"got {value}")
+    if args.plan == "random" and args.budget is None:
+        raise ValueError("a random experiment needs --budget")
+
     kwargs: dict[str, Any] = {}
     if args.scalarizer is not None:
-        kwargs["scalarizer"] = _json_or_name(args.scalarizer)
-    names = {"budget": "budget", "seed": "seed"}
-    if args.plan == "adaptive":
-        names.update(patch_size="patch_size", seeds="n_seeds")
-        if args.policy is not None:
-            kwargs["policy"] = _json_or_name(args.policy)
-        if args.agent_options is not None:
-            kwargs["agent_options"] = json.loads(args.agent_options)
-    elif args.plan == "grid":
-        names = {"budget": "budget", "step": "step"}
-    elif args.budget is None:
-        raise ValueError("a random experiment needs --budget")
+        kwargs["scalarizer"] = _json_or_name(args.scalarizer, "--scalarizer")
+    if args.policy is not None:
+        kwargs["policy"] = _json_or_name(args.policy, "--policy")
+    if args.agent_options is not None:
+        kwargs["agent_options"] = _json_or_name(args.agent_options, "--agent-options")
+        if not isinstance(kwargs["agent_options"], dict):
+            raise ValueError("--agent-options must be a JSON object, such as "
+                             '\'{"model_settings": {"initial_iterations": 30}}\'')
+    names = {"budget": "budget", "seed": "seed", "patch_size": "patch_size",
+             "seeds": "n_seeds", "step": "step"}
     for option, name in names.items():
         if getattr(args, option) is not None:
             kwargs[name] = getattr(args, option)
     return kwargs
 
 
-def _json_or_name(text: str) -> Any:
-    return json.loads(text) if text.lstrip().startswith("{") else text
+def _json_or_name(text: str, option: str) -> Any:
+    if not text.lstrip().startswith(("{", "[")):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{option} {text!r} is not valid JSON ({error})") from None
 
 
 def _start(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -268,10 +330,29 @@ def _resume(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
 def _state(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
     status = manager.status()
     state: dict[str, Any] = {"manager": _summary(status)}
+    if status["items_in_history"]:
+        state["last_item"] = _last_item(manager)
     if status["worker_environment_exists"]:
         state["agent"] = call_function(manager, "agent_state", timeout=args.timeout,
                                        send_user=False)
     return state
+
+
+def _last_item(manager: Any) -> dict[str, Any]:
+    """The latest finished queue item: what ran, how it ended and why."""
+    item = manager.history_get()["items"][-1]
+    result = item.get("result", {})
+    last = {"name": item.get("name"), "kwargs": item.get("kwargs", {}),
+            "user": item.get("user"), "exit_status": result.get("exit_status"),
+            "message": result.get("msg", ""), "run_uids": result.get("run_uids", [])}
+    if last["exit_status"] != "completed":
+        queue = manager.queue_get()["items"]
+        if queue and (queue[0].get("name"), queue[0].get("kwargs", {})) == (
+                last["name"], last["kwargs"]):
+            last["note"] = ("the manager put this item back at the front of the queue: "
+                            "'hae queue start' runs it again once the cause is fixed, "
+                            "'qserver queue item remove front' drops it")
+    return last
 
 
 def _summary(status: dict[str, Any]) -> dict[str, Any]:
@@ -283,10 +364,14 @@ def _summary(status: dict[str, Any]) -> dict[str, Any]:
 def _set_policy(manager: Any, args: argparse.Namespace) -> Any:
     spec: dict[str, Any] = {"kind": args.kind}
     for item in args.parameters:
-        name, _, value = item.partition("=")
-        if not value:
-            raise ValueError(f"policy parameter {item!r} is not NAME=VALUE")
-        spec[name] = float(value)
+        name, _, value = (part.strip() for part in item.partition("="))
+        if not (name and value):
+            raise ValueError(f"policy parameter {item!r} is not NAME=VALUE, e.g. beta=2")
+        try:
+            spec[name] = float(value)
+        except ValueError:
+            raise ValueError(f"policy parameter {name} must be a number, got {value!r}"
+                             ) from None
     return call_function(manager, "set_policy", policy=spec, timeout=args.timeout)
 
 

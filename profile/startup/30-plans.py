@@ -6,6 +6,8 @@ The adaptive plan attaches its agent to ``experiment_control``, the handle
 the intervention functions (``40-interventions.py``) act through.
 """
 
+import numbers
+
 from hae_bluesky import plans as hae_plans
 from hae_bluesky.experiment import resolve_scalarizer
 
@@ -21,6 +23,28 @@ def _metadata(md: dict | None) -> dict:
         synthetic=image.is_synthetic, noise=simulation["noise"],
         image_shape=list(image.haadf.shape), simulation=simulation)
     return metadata
+
+
+def _check_adaptive(policy, patch_size, n_seeds: int, budget: int,
+                    seed_points: list | None) -> None:
+    """Refuse settings the experiment would refuse, before it opens a run."""
+    from hae_bluesky.agent.policy import policy_from_spec
+
+    if policy is not None:
+        policy_from_spec(policy)
+    ny, nx = spectrum_image.haadf.shape  # noqa: F821
+    whole = isinstance(patch_size, numbers.Real) and not isinstance(patch_size, bool) and (
+        float(patch_size).is_integer())
+    if not (whole and 1 <= patch_size <= min(ny, nx)):
+        raise ValueError(f"patch_size must be a whole number of pixels from 1 to "
+                         f"{min(ny, nx)} for the {ny} x {nx} HAADF image, got {patch_size!r}")
+    patch_size = int(patch_size)
+    candidates = (ny - patch_size + 1) * (nx - patch_size + 1)
+    if seed_points is None and not 1 <= n_seeds <= candidates:
+        raise ValueError(f"n_seeds must be 1 to {candidates} (the positions with a whole "
+                         f"{patch_size} x {patch_size} patch), got {n_seeds}")
+    if budget < 0:
+        raise ValueError(f"budget must be 0 or more measurements, got {budget}")
 
 
 def adaptive_experiment(
@@ -63,6 +87,7 @@ def adaptive_experiment(
     spec = resolve_scalarizer(scalarizer, spectrum_image)  # noqa: F821
     if isinstance(policy, str):
         policy = {"kind": policy}
+    _check_adaptive(policy, patch_size, n_seeds, budget, seed_points)
     return (yield from hae_plans.adaptive_experiment(
         stem_scan, haadf, eels, scalarizer=spec, policy=policy,  # noqa: F821
         patch_size=patch_size, n_seeds=n_seeds, budget=budget, seed=seed,
