@@ -243,3 +243,25 @@ def test_preset_name_on_data_without_presets_asks_for_a_spec(control):
     with pytest.raises(ValueError, match="has no scalarizer presets, so 'cu_l23' names "
                                          "nothing; give a spec such as"):
         interventions.set_scalarizer("cu_l23")
+
+
+# ------------------------------------------- settings refused before a run opens
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--policy", "nonsense"], "unknown policy kind 'nonsense'"),
+    (["--patch-size", "0"], "--patch-size must be 1 to 40 pixels for the 50 x 40 HAADF"),
+    (["--patch-size", "1000"], "--patch-size must be 1 to 40 pixels"),
+    (["--seeds", "0"], "--seeds must be 1 to 1656 (the positions with a whole 5 x 5 patch)"),
+    (["--budget", "-1"], "--budget must be 0 or more measurements, got -1"),
+    (["--haadf", "haadf.hspy"], "--haadf goes with a file --dataset, not with 'cuzn'"),
+])
+def test_demo_refuses_bad_settings_before_opening_a_catalog(options, message, tmp_path,
+                                                            capsys):
+    from hae_bluesky.cli import main
+
+    status = main(["demo", "--no-progress", "--catalog", str(tmp_path / "catalog"),
+                   "--figure", str(tmp_path / "demo.png"), *options])
+    assert status == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "catalog").exists()

@@ -62,6 +62,25 @@ def _policy(args: argparse.Namespace) -> dict[str, Any]:
     return policy
 
 
+def _check_settings(args: argparse.Namespace, policy: dict[str, Any],
+                    haadf_shape: tuple[int, int]) -> None:
+    """Refuse settings the experiment would refuse, before it opens a run."""
+    from hae_bluesky.agent.policy import policy_from_spec
+
+    policy_from_spec(policy)
+    ny, nx = haadf_shape
+    largest = min(ny, nx)
+    if not 1 <= args.patch_size <= largest:
+        raise ValueError(f"--patch-size must be 1 to {largest} pixels for the {ny} x {nx} "
+                         f"HAADF image, got {args.patch_size}")
+    candidates = (ny - args.patch_size + 1) * (nx - args.patch_size + 1)
+    if not 1 <= args.seeds <= candidates:
+        raise ValueError(f"--seeds must be 1 to {candidates} (the positions with a whole "
+                         f"{args.patch_size} x {args.patch_size} patch), got {args.seeds}")
+    if args.budget < 0:
+        raise ValueError(f"--budget must be 0 or more measurements, got {args.budget}")
+
+
 class _Progress:
     """A tqdm bar advanced by each ``measurements`` event."""
 
@@ -86,6 +105,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # Imported here so that `hae --help` and the other commands start fast.
     from hae_bluesky.analysis.runs import load_run
     from hae_bluesky.catalog import open_catalog
+    from hae_bluesky.data import DATASETS
     from hae_bluesky.experiment import (
         candidate_truth,
         choose_spectrum_image,
@@ -93,12 +113,15 @@ def run_demo(args: argparse.Namespace) -> int:
         run_simulated_experiment,
     )
 
+    if args.haadf and args.dataset in ("twin", *DATASETS):
+        raise ValueError(f"--haadf goes with a file --dataset, not with {args.dataset!r}")
     spectrum_image, fallback = choose_spectrum_image(args.dataset, args.haadf)
     if fallback:
         print(f"hae demo: {fallback}")
     label = "SYNTHETIC " if spectrum_image.is_synthetic else ""
     scalarizer = resolve_scalarizer(args.scalarizer, spectrum_image)
     policy = _policy(args)
+    _check_settings(args, policy, spectrum_image.haadf.shape)
 
     progress = _Progress(args.seeds + args.budget, disable=args.no_progress)
     catalog = (open_catalog(uri=args.tiled_uri, api_key=args.api_key) if args.tiled_uri
