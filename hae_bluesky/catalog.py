@@ -35,11 +35,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import httpx
 import platformdirs
 from bluesky import RunEngine
 from bluesky_tiled_plugins import TiledWriter
 from tiled.client import from_uri
 from tiled.client.container import Container
+from tiled.client.utils import ClientError
 from tiled.server import SimpleTiledServer
 
 __all__ = [
@@ -198,7 +200,8 @@ def open_catalog(
     Raises
     ------
     ValueError
-        If both ``directory`` and ``uri`` are given.
+        If both ``directory`` and ``uri`` are given, or the server at ``uri``
+        cannot be reached or refuses the API key.
     """
     if directory is not None and uri is not None:
         raise ValueError(
@@ -209,7 +212,7 @@ def open_catalog(
 
     if uri is not None:
         api_key = api_key if api_key is not None else os.environ.get(TILED_API_KEY_ENV)
-        client = from_uri(uri, api_key=api_key)
+        client = _connect(uri, api_key)
         logger.info("connected to the Tiled server at %s", uri.split("?", 1)[0])
         return Catalog(client)
 
@@ -223,6 +226,31 @@ def open_catalog(
         raise
     logger.info("embedded Tiled catalog on %s", server.directory)
     return Catalog(client, server)
+
+
+def _connect(uri: str, api_key: str | None) -> Container:
+    """Client of the server at ``uri``; connection and key problems as ValueError."""
+    address = uri.split("?", 1)[0]
+    try:
+        return from_uri(uri, api_key=api_key)
+    except httpx.TransportError as error:
+        raise ValueError(
+            f"cannot reach the Tiled server at {address} ({type(error).__name__}: {error}); "
+            "check the address and that the server runs, or leave out the URI to use the "
+            "embedded catalog"
+        ) from None
+    except ClientError as error:
+        raise ValueError(
+            f"the Tiled server at {address} refused the request ({error}); check the API "
+            f"key (--api-key or ${TILED_API_KEY_ENV})"
+        ) from None
+    except RuntimeError as error:
+        # tiled raises a bare RuntimeError when a server needs a key and none was given.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "no reason"
+        raise ValueError(
+            f"the Tiled server at {address} cannot be used ({reason}); give the API key "
+            f"with --api-key or ${TILED_API_KEY_ENV}"
+        ) from None
 
 
 def subscribe_tiled_writer(

@@ -111,8 +111,10 @@ def resolve_scalarizer(value: str | dict[str, Any] | None,
     else:
         try:
             spec = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as error:
             known = ", ".join(presets.scalarizers) if presets else "none"
+            if value.lstrip().startswith("{"):
+                raise ValueError(f"scalarizer {value!r} is not valid JSON ({error})") from None
             raise ValueError(f"scalarizer {value!r} is neither a preset of this data set "
                              f"({known}) nor a JSON spec") from None
     scalarizer_from_spec(spec).validate(spectrum_image.energy_axis)

@@ -81,8 +81,11 @@ class Interventions:
         return {name: getattr(self, name) for name in CHANGING_FUNCTIONS + READING_FUNCTIONS}
 
     def set_policy(self, policy: str | Mapping[str, Any], *, user: str = "",
-                   group: str = "") -> dict[str, Any]:
+                   group: str = "", **parameters: Any) -> dict[str, Any]:
         """Use another policy from the next step on.
+
+        ``set_policy("ucb", beta=3)`` and ``set_policy({"kind": "ucb",
+        "beta": 3})`` ask for the same policy.
 
         Parameters
         ----------
@@ -92,6 +95,10 @@ class Interventions:
             thompson, random.
         user, group : str
             Who asks (recorded with the change).
+        **parameters
+            Policy parameters and modifiers (``xi``, ``beta``,
+            ``travel_weight`` ...) added to ``policy``; they override the
+            same keys of a spec.
 
         Returns
         -------
@@ -106,7 +113,7 @@ class Interventions:
             When no adaptive experiment is running.
         """
         def change(agent: Any) -> dict[str, Any]:
-            return agent.set_policy(_policy_spec(policy))
+            return agent.set_policy({**_policy_spec(policy), **parameters})
 
         return self._intervene("policy", change, user, group)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import stamina
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
@@ -260,3 +261,34 @@ def test_default_directory_follows_the_environment(tmp_path, monkeypatch):
 def test_directory_and_uri_together_are_refused(tmp_path):
     with pytest.raises(ValueError, match="either a catalog directory"):
         open_catalog(tmp_path, uri="http://localhost:8000")
+
+
+def test_wrong_api_key_is_a_clear_error(catalog, monkeypatch):
+    monkeypatch.delenv(TILED_API_KEY_ENV, raising=False)
+    address = catalog.server.uri.split("?", 1)[0]
+
+    with pytest.raises(ValueError, match="Tiled server at .* (refused|cannot be used).*API key"):
+        open_catalog(uri=address, api_key="not-the-key")
+
+
+def test_missing_api_key_is_a_clear_error(catalog, monkeypatch):
+    monkeypatch.delenv(TILED_API_KEY_ENV, raising=False)
+    address = catalog.server.uri.split("?", 1)[0]
+
+    with pytest.raises(ValueError, match="requires API key authentication.*give the API key"):
+        open_catalog(uri=address)
+
+
+@pytest.fixture
+def single_attempt():
+    """The Tiled client retries a refused connection for half a minute; try once."""
+    stamina.set_testing(True, attempts=1)
+    yield
+    stamina.set_testing(False)
+
+
+def test_unreachable_server_is_a_clear_error(monkeypatch, single_attempt):
+    monkeypatch.delenv(TILED_API_KEY_ENV, raising=False)
+    # Port 9 (discard) has no Tiled server on loopback.
+    with pytest.raises(ValueError, match="cannot reach the Tiled server at http://127.0.0.1:9"):
+        open_catalog(uri="http://127.0.0.1:9/api/v1")

@@ -75,6 +75,16 @@ def test_policy_given_as_a_kind_name_becomes_a_spec(interventions, agent):
     assert agent.policy == {"kind": "mu"}
 
 
+def test_policy_parameters_given_as_keywords_join_the_spec(interventions, agent):
+    interventions.set_policy("ucb", beta=3, user="ada")
+    assert agent.policy == {"kind": "ucb", "beta": 3}
+
+
+def test_policy_keywords_override_the_same_keys_of_a_spec(interventions, agent):
+    interventions.set_policy({"kind": "ei", "xi": 0.01}, xi=0.5, travel_weight=0.2)
+    assert agent.policy == {"kind": "ei", "xi": 0.5, "travel_weight": 0.2}
+
+
 def test_policy_that_is_neither_name_nor_spec_is_refused_and_logged(interventions, agent,
                                                                     control):
     with pytest.raises(ValueError, match="a policy is a kind name or a dict"):

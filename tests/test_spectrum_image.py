@@ -115,6 +115,8 @@ def test_missing_data_without_network_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(DataUnavailableError, match="HAE_DATA_DIR") as error:
         load_dataset("offline")
     assert str(tmp_path) in str(error.value)
+    assert "(no connection to the server)" in str(error.value)
+    assert len(str(error.value)) < 500
 
 
 def test_unknown_dataset_lists_the_known_ones():

@@ -22,6 +22,7 @@ A run may be read while it is still running.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -242,7 +243,12 @@ def load_run(
 def _read_variables(stream: Any, keys: list[str]) -> dict[str, np.ndarray]:
     """Read ``keys`` of a stream node; key by key if the stream is mid-event."""
     try:
-        dataset = stream.read(variables=keys)
+        with warnings.catch_warnings():
+            # A square image has two axes of one length, which xarray names
+            # alike; the values are taken as plain arrays, so the names do
+            # not matter.
+            warnings.filterwarnings("ignore", "Duplicate dimension names", UserWarning)
+            dataset = stream.read(variables=keys)
     except ValueError as error:
         # xarray refuses fields of different lengths: an array already holds
         # an event whose table row is not written yet.

@@ -17,6 +17,7 @@ from typing import Any
 
 import platformdirs
 import pooch
+import requests
 
 from hae_bluesky.data.io import load_spectrum_image
 from hae_bluesky.data.spectrum_image import SpectrumImage
@@ -121,10 +122,19 @@ def _fetch(data_file: DataFile, folder: Path) -> Path:
                  f"{data_file.name} is not in the data cache {folder} and it")
         raise DataUnavailableError(
             f"{found} could not be downloaded from {data_file.url} "
-            f"({type(error).__name__}: {error}). Download it on a machine with network "
+            f"({_reason(error)}). Download it on a machine with network "
             f"access and copy it into that folder, or set {DATA_DIR_VARIABLE} to a folder "
             "that holds it."
         ) from error
+
+
+def _reason(error: Exception) -> str:
+    """One short line for a failed download (network errors nest whole URLs)."""
+    if isinstance(error, requests.ConnectionError):
+        return "no connection to the server"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def load_dataset(name: str = "cuzn") -> SpectrumImage:

@@ -21,3 +21,6 @@ if not is_re_worker_active():
     RE.waiting_hook = ProgressBarManager()
     logging.basicConfig(level=os.environ.get("HAE_LOG_LEVEL", "INFO"),
                         format="%(levelname)s %(name)s: %(message)s")
+    # One line per Tiled request or database migration drowns the operator log.
+    for chatty in ("httpx", "alembic", "uvicorn.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
