@@ -453,7 +453,7 @@ def test_a_cholesky_failure_falls_back_and_is_reported(seeded, monkeypatch, capl
         return train(standardised, warm, jitter)
 
     monkeypatch.setattr(model, "_train", fail_once)
-    with caplog.at_level(logging.WARNING, logger="hae_bluesky.agent"):
+    with caplog.at_level(logging.INFO, logger="hae_bluesky.agent"):
         decision, = seeded.suggest(1)
 
     assert seeded.report()["fallback"] == "jitter"

@@ -37,12 +37,14 @@ import copy
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import gpytorch
 import numpy as np
 import torch
 from linear_operator.utils.errors import NanError, NotPSDError
+from linear_operator.utils.warnings import NumericalWarning
 
 logger = logging.getLogger(__name__)
 
@@ -419,8 +421,8 @@ class DeepKernelModel:
             try:
                 loss, iterations = self._train(standardised, warm, jitter)
             except (NotPSDError, NanError, RuntimeError, ValueError) as error:
-                logger.warning("DKL fit %s failed (%s); trying the next fallback",
-                               fallback or "attempt", _short(error))
+                logger.info("DKL fit %s failed (%s); trying the next fallback",
+                            fallback or "attempt", _short(error))
                 self._model.load_state_dict(saved)
                 continue
             self._prior_only = False
@@ -727,10 +729,15 @@ class _RandomFeatures:
 
 
 class _exact_settings:
-    """gpytorch settings for an exact fit: Cholesky always, with the given jitter."""
+    """gpytorch settings for an exact fit: Cholesky always, with the given jitter.
+
+    linear_operator warns each time it adds jitter; the fit has fallbacks of
+    its own and logs the one it used, so those warnings are silenced here.
+    """
 
     def __init__(self, jitter: float) -> None:
         self._settings = [
+            warnings.catch_warnings(),
             gpytorch.settings.max_cholesky_size(1_000_000),
             gpytorch.settings.cholesky_jitter(float_value=jitter, double_value=jitter * 1e-2),
             gpytorch.settings.cholesky_max_tries(3),
@@ -739,6 +746,7 @@ class _exact_settings:
     def __enter__(self) -> None:
         for setting in self._settings:
             setting.__enter__()
+        warnings.simplefilter("ignore", NumericalWarning)
 
     def __exit__(self, *exc) -> None:
         for setting in reversed(self._settings):
