@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,7 +33,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``hae`` command line; return the exit status."""
+    """Run the ``hae`` command line; return the exit status.
+
+    When whoever reads the output stops early (``hae queue state | head -1``),
+    the command ends quietly with status 1 instead of a ``BrokenPipeError``
+    traceback.
+    """
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Output to a pipe is buffered: flush it here, where a closed pipe can be
+            # handled, not at interpreter exit.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The buffer still holds the unwritten output; the interpreter flushes it at
+        # exit, so point standard output at the null device for that flush.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)

@@ -10,6 +10,8 @@ from scipy.stats import norm
 
 from hae_bluesky.agent.acquisition import (
     expected_improvement,
+    log_expected_improvement,
+    log_probability_of_improvement,
     maximum_uncertainty,
     probability_of_improvement,
     random_scores,
@@ -46,6 +48,55 @@ def test_expected_improvement_with_zero_sigma_is_the_positive_part_of_the_gain()
 
     # gains 0.4, -0.4 and 0.0
     assert value == pytest.approx([0.4, 0.0, 0.0], abs=1e-15)
+
+
+@pytest.mark.parametrize("best", [-2.0, 0.0, 0.5, 3.0, 10.0, 30.0])
+def test_log_expected_improvement_is_the_log_of_expected_improvement(best):
+    mean, std = np.array([0.2, 0.0]), np.array([1.5, 1.0])
+
+    value = log_expected_improvement(mean, std, best=best, xi=0.1)
+
+    assert value == pytest.approx(np.log(expected_improvement(mean, std, best, 0.1)),
+                                  rel=1e-10)
+
+
+def test_log_expected_improvement_matches_the_tail_series_where_ei_underflows():
+    # z = -50: EI underflows to 0; h(z) = phi(z) / z^2 * (1 - 3 / z^2 + 15 / z^4 - ...).
+    z = 50.0
+    series = (-0.5 * z * z - 0.5 * math.log(2 * math.pi) - 2 * math.log(z)
+              + math.log(1 - 3 / z**2 + 15 / z**4 - 105 / z**6))
+
+    value = log_expected_improvement(np.array([0.0]), np.array([1.0]), best=z, xi=0.0)
+
+    assert expected_improvement(np.array([0.0]), np.array([1.0]), best=z, xi=0.0)[0] == 0.0
+    assert value[0] == pytest.approx(series, rel=1e-12)
+
+
+def test_log_expected_improvement_keeps_the_order_where_ei_is_zero_everywhere():
+    # Three candidates 40, 45 and 60 standard deviations below the best value.
+    mean, std = np.array([0.0, -5.0, -20.0]), np.ones(3)
+
+    value = log_expected_improvement(mean, std, best=40.0, xi=0.0)
+
+    assert np.all(expected_improvement(mean, std, best=40.0, xi=0.0) == 0.0)
+    assert np.all(np.isfinite(value)) and value[0] > value[1] > value[2]
+
+
+def test_log_expected_improvement_with_zero_sigma_is_the_log_of_the_gain():
+    value = log_expected_improvement(np.array([1.0, 0.2]), np.zeros(2), best=0.5, xi=0.1)
+
+    assert value[0] == pytest.approx(math.log(0.4))
+    assert value[1] == -np.inf
+
+
+def test_log_probability_of_improvement_is_log_phi_and_finite_in_the_tail():
+    mean, std = np.array([1.0, 0.0, 0.0]), np.array([0.5, 1.0, 1.0])
+
+    value = log_probability_of_improvement(mean, std, best=np.array(0.5), xi=0.1)
+    tail = log_probability_of_improvement(np.array([0.0]), np.array([1.0]), best=60.0, xi=0.0)
+
+    assert value[:2] == pytest.approx(np.log([norm.cdf(0.8), norm.cdf(-0.6)]))
+    assert tail[0] == pytest.approx(norm.logcdf(-60.0), rel=1e-12)
 
 
 def test_expected_improvement_mixes_zero_and_positive_sigma_element_by_element():

@@ -13,7 +13,7 @@ import torch
 from linear_operator.utils.errors import NotPSDError
 
 from hae_bluesky.agent import Decision, DKLAgent, Policy
-from hae_bluesky.agent.acquisition import expected_improvement, upper_confidence_bound
+from hae_bluesky.agent.acquisition import log_expected_improvement, upper_confidence_bound
 from hae_bluesky.data import scalarizer_from_spec, scalarizer_preset
 
 FAST = {"initial_iterations": 30, "warm_iterations": 5}
@@ -199,13 +199,15 @@ def test_expected_improvement_is_over_the_best_measured_value(seeded):
 
     posterior, model = seeded.predict(), seeded.model
     best = max(m.value for m in seeded.measurements)
-    expected = expected_improvement(
+    expected = log_expected_improvement(
         (posterior.mean - model.target_mean) / model.target_scale,
         posterior.std / model.target_scale,
         (best - model.target_mean) / model.target_scale, xi=0.01)
     acquisition = seeded.acquisition_map()
     available = np.isfinite(acquisition)
+    assert available.sum() == len(seeded.patches) - len(SEEDS)
     assert acquisition[available] == pytest.approx(expected[available], rel=1e-9, abs=1e-12)
+    assert decision.acquisition_value == pytest.approx(acquisition[available].max())
 
 
 def test_upper_confidence_bound_policy_is_mean_plus_beta_sigma(cuzn):

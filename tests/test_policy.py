@@ -192,8 +192,8 @@ def test_policy_acquisition_uses_the_kind_and_its_parameters():
     ucb = policy_from_spec({"kind": "ucb", "beta": 3.0}).acquisition(mean, std, 0.5, rng)
     mu = policy_from_spec("mu").acquisition(mean, std, 0.5, rng)
 
-    assert ei[0] == pytest.approx(0.4 * norm.cdf(0.8) + 0.5 * norm.pdf(0.8))
-    assert pi == pytest.approx([norm.cdf(0.8), norm.cdf(-0.6)])
+    assert ei[0] == pytest.approx(np.log(0.4 * norm.cdf(0.8) + 0.5 * norm.pdf(0.8)))
+    assert pi == pytest.approx(np.log([norm.cdf(0.8), norm.cdf(-0.6)]))
     assert ucb == pytest.approx([2.5, 3.0])
     assert mu == pytest.approx([0.5, 1.0])
 

@@ -419,6 +419,70 @@ def test_plan_with_bad_settings_fails_before_a_run_opens(operator, addresses, ca
     assert item["result"]["run_uids"] == []
     assert "unknown policy kind 'greedy'" in last["message"]
     assert "back at the front of the queue" in last["note"]
+    assert "'hae queue remove' drops it" in last["note"]
+
+
+# ------------------------------------------------------------- queue editing
+
+
+def _queue_grids(manager, count: int) -> list[str]:
+    """Queue ``count`` grid experiments without starting them; return their item uids."""
+    from bluesky_queueserver_api import BPlan
+
+    return [manager.item_add(BPlan("grid_experiment", step=10, budget=1 + i))["item"]
+            ["item_uid"] for i in range(count)]
+
+
+def _queued_uids(manager) -> list[str]:
+    return [item["item_uid"] for item in manager.queue_get()["items"]]
+
+
+def test_remove_command_drops_the_front_item(operator, addresses, capsys):
+    uids = _queue_grids(operator, 2)
+    try:
+        status = main(["queue", "--address", addresses[0], "remove"])
+        removed = json.loads(capsys.readouterr().out)
+        remaining = _queued_uids(operator)
+    finally:
+        operator.queue_clear()
+    assert status == 0
+    assert removed["removed"]["item_uid"] == uids[0]
+    assert removed["removed"]["kwargs"] == {"step": 10, "budget": 1}
+    assert removed["queue_size"] == 1
+    assert remaining == uids[1:]
+
+
+def test_remove_command_drops_the_item_with_the_uid(operator, addresses, capsys):
+    uids = _queue_grids(operator, 3)
+    try:
+        status = main(["queue", "--address", addresses[0], "remove", "--uid", uids[1]])
+        removed = json.loads(capsys.readouterr().out)
+        remaining = _queued_uids(operator)
+    finally:
+        operator.queue_clear()
+    assert status == 0
+    assert removed["removed"]["item_uid"] == uids[1]
+    assert remaining == [uids[0], uids[2]]
+
+
+def test_remove_command_on_an_empty_queue_says_it_is_empty(operator, addresses, capsys):
+    assert operator.status()["items_in_queue"] == 0
+
+    assert main(["queue", "--address", addresses[0], "remove"]) == 1
+    assert capsys.readouterr().err == "hae queue: Failed to remove an item: Queue is empty\n"
+
+
+def test_clear_command_empties_the_queue(operator, addresses, capsys):
+    _queue_grids(operator, 2)
+    try:
+        status = main(["queue", "--address", addresses[0], "clear"])
+        summary = json.loads(capsys.readouterr().out)
+        remaining = _queued_uids(operator)
+    finally:
+        operator.queue_clear()
+    assert status == 0
+    assert summary["items_in_queue"] == 0
+    assert remaining == []
 
 
 def test_unknown_group_is_told_the_known_groups(addresses, capsys):
@@ -452,6 +516,17 @@ def test_address_that_is_not_a_0mq_address_is_refused(capsys):
     (["add", "adaptive", "--budget", "-1"], "--budget must be at least 0, got -1"),
     (["add", "grid", "--step", "0"], "--step must be at least 1, got 0"),
     (["add", "grid", "--policy", "ucb"], "--policy does not apply to the grid experiment"),
+    (["add", "adaptive", "--patch-size", "0"], "--patch-size must be at least 1, got 0"),
+    (["add", "adaptive", "--policy", "bogus"],
+     "--policy 'bogus': unknown policy kind 'bogus'; use one of ei, "),
+    (["add", "adaptive", "--policy", '{"kind": "ucb", "gamma": 1}'],
+     "policy 'ucb' has no parameter(s) gamma"),
+    (["add", "adaptive", "--scalarizer", "cu_l32"],
+     "--scalarizer 'cu_l32' is neither a preset (cu_l23, zn_l23) nor a JSON spec"),
+    (["add", "adaptive", "--scalarizer", '{"kind": "band_sum", "window": [930, 1000]}'],
+     "unknown scalarizer kind 'band_sum'"),
+    (["add", "adaptive", "--scalarizer", '{"kind": "band_integral", "window": [1000, 930]}'],
+     "window 1000.0-930.0 eV is empty: low must be below high"),
     (["set-policy", "ucb", "beta=two"], "policy parameter beta must be a number, got 'two'"),
     (["set-policy", "ucb", "=2"], "policy parameter '=2' is not NAME=VALUE"),
 ])
@@ -460,6 +535,18 @@ def test_malformed_commands_are_refused_before_anything_is_sent(arguments, messa
     address = f"tcp://127.0.0.1:{_free_port()}"
     assert main(["queue", "--address", address, *arguments]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_valid_plan_settings_are_sent_as_given():
+    from hae_bluesky.cli import build_parser
+    from hae_bluesky.commands.queue import _plan_kwargs
+
+    args = build_parser().parse_args([
+        "queue", "add", "adaptive", "--scalarizer", "zn_l23", "--policy",
+        '{"kind": "ucb", "beta": 2}', "--patch-size", "3", "--seeds", "4", "--budget", "0"])
+
+    assert _plan_kwargs(args) == {"scalarizer": "zn_l23", "policy": {"kind": "ucb", "beta": 2},
+                                  "budget": 0, "patch_size": 3, "n_seeds": 4}
 
 
 class _StubManager:

@@ -9,7 +9,8 @@ import pytest
 
 from hae_bluesky import cli
 from hae_bluesky.analysis.metrics import distance_travelled, top_fraction_found
-from hae_bluesky.analysis.runs import load_run
+from hae_bluesky.analysis.report import format_summary, summarise_run
+from hae_bluesky.analysis.runs import RunRecord, load_run
 from hae_bluesky.catalog import open_catalog
 from hae_bluesky.data import scalarizer_preset
 from hae_bluesky.experiment import candidate_truth, run_simulated_experiment
@@ -90,3 +91,37 @@ def test_report_numbers_are_those_of_the_run(report, stored_run, cuzn):
     assert "too few to judge" in summary["trap"]["last_window"]
     assert summary["policy"] == {"kind": "mu"}
 
+
+@pytest.mark.parametrize("run", ["", "   "])
+def test_report_without_a_run_id_says_what_to_give(stored_run, run, capsys):
+    folder, _ = stored_run
+
+    status = cli.main(["report", run, "--catalog", str(folder)])
+
+    assert status == 1
+    assert capsys.readouterr().err == ("hae: error: no run given: give a run uid, a uid "
+                                       "prefix, or -1 for the latest run\n")
+
+
+def _learning_curve_line(uncertainty_mean: list[float]) -> str:
+    """The summary's learning-curve line of a run with these mean uncertainties."""
+    record = RunRecord(uid="run", start={"plan_name": "adaptive_experiment"},
+                       stop={"reason": "budget"},
+                       streams={"decisions": {"uncertainty_mean": np.array(uncertainty_mean)}})
+    (line,) = [line for line in format_summary(summarise_run(record)).splitlines()
+               if line.startswith("learning curve: ")]
+    return line
+
+
+def test_summary_says_the_uncertainty_fell_when_it_fell():
+    line = _learning_curve_line([0.5, 0.4, 0.2])
+
+    assert line.endswith("0.5 at step 0 -> 0.2 at step 2 (scalarizer units; fell by 0.3, "
+                         "60.0% of the first)")
+
+
+def test_summary_says_the_uncertainty_rose_when_it_rose():
+    line = _learning_curve_line([800.0, 1200.0, 3657.58])
+
+    assert line.endswith("800 at step 0 -> 3657.58 at step 2 (scalarizer units; rose by "
+                         "2857.58, 357.2% of the first)")

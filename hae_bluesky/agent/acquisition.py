@@ -23,10 +23,12 @@ array([2., 2.])
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import erfcx, log_ndtr, ndtr
 
 __all__ = [
     "expected_improvement",
+    "log_expected_improvement",
+    "log_probability_of_improvement",
     "maximum_uncertainty",
     "probability_of_improvement",
     "random_scores",
@@ -35,6 +37,10 @@ __all__ = [
 ]
 
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+_SQRT_HALF_PI = np.sqrt(0.5 * np.pi)
+#: Beyond this ``|z|`` the tail of ``log h(z)`` uses its asymptotic series.
+_ASYMPTOTIC_Z = 1e4
 
 
 def _standard_normal_pdf(z: np.ndarray) -> np.ndarray:
@@ -75,6 +81,71 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float,
     return np.where(positive, np.maximum(improvement, 0.0), np.maximum(gain, 0.0))
 
 
+def log_expected_improvement(mean: np.ndarray, std: np.ndarray, best: float,
+                             xi: float = 0.01) -> np.ndarray:
+    """Natural logarithm of the expected improvement, without underflow.
+
+    ``log EI(x) = log(sigma) + log h(z)`` with ``z = (mu - y_best - xi) / sigma``
+    and ``h(z) = phi(z) + z * Phi(z)`` (so ``EI = sigma * h(z)``, as in
+    :func:`expected_improvement`). For ``z <= -1``,
+    ``h(z) = phi(z) * (1 - t * R(t))`` with ``t = -z`` and the Mills ratio
+    ``R(t) = Phi(-t) / phi(t) = sqrt(pi / 2) * erfcx(t / sqrt(2))``, and for
+    ``t > 1e4`` the asymptotic ``1 - t * R(t) = t^-2 * (1 - 3 t^-2)``.
+    Where ``sigma = 0`` it is ``log(max(mu - y_best - xi, 0))`` (``-inf`` when
+    there is no gain).
+
+    EI itself underflows to 0 once the best measured value lies more than
+    about 38 standard deviations above the mean, which happens when a model
+    is confident and a measurement was lucky; every candidate then scores 0
+    and the choice is arbitrary. ``log EI`` keeps the order there, and has
+    the same argmax as EI everywhere else.
+
+    Parameters
+    ----------
+    mean, std : numpy.ndarray
+        (M,) posterior mean ``mu`` and standard deviation ``sigma``.
+    best : float
+        ``y_best``, the best measured value, in the units of ``mean``.
+    xi : float
+        Exploration margin (units of ``mean``).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) ``log EI`` (EI in the units of ``mean``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(np.exp(log_expected_improvement(np.array([0.0]), np.array([1.0]), 0.0, 0.0)[0]))
+    0.3989422804014327
+    >>> bool(np.isfinite(log_expected_improvement(np.array([0.0]), np.array([1.0]), 50.0)[0]))
+    True
+    """
+    mean = np.asarray(mean, dtype=float)
+    std = np.asarray(std, dtype=float)
+    gain = mean - best - xi
+    positive = std > 0
+    safe_std = np.where(positive, std, 1.0)
+    with np.errstate(divide="ignore"):
+        log_gain = np.log(np.maximum(gain, 0.0))
+    return np.where(positive, np.log(safe_std) + _log_h(gain / safe_std), log_gain)
+
+
+def _log_h(z: np.ndarray) -> np.ndarray:
+    """``log(phi(z) + z * Phi(z))``, accurate for very negative ``z``."""
+    z = np.asarray(z, dtype=float)
+    result = np.empty_like(z)
+    near = z > -1.0
+    result[near] = np.log(z[near] * ndtr(z[near]) + _standard_normal_pdf(z[near]))
+    t = -z[~near]
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = np.where(t > _ASYMPTOTIC_Z, t ** -2.0 * (1.0 - 3.0 * t ** -2.0),
+                        1.0 - t * _SQRT_HALF_PI * erfcx(t / np.sqrt(2.0)))
+    result[~near] = -0.5 * t * t - _LOG_SQRT_2PI + np.log(tail)
+    return result
+
+
 def probability_of_improvement(mean: np.ndarray, std: np.ndarray, best: float,
                                xi: float = 0.01) -> np.ndarray:
     """Probability that a measurement improves on the best measured value.
@@ -102,6 +173,37 @@ def probability_of_improvement(mean: np.ndarray, std: np.ndarray, best: float,
     positive = std > 0
     z = gain / np.where(positive, std, 1.0)
     return np.where(positive, ndtr(z), (gain > 0).astype(float))
+
+
+def log_probability_of_improvement(mean: np.ndarray, std: np.ndarray, best: float,
+                                   xi: float = 0.01) -> np.ndarray:
+    """Natural logarithm of the probability of improvement, without underflow.
+
+    ``log PI(x) = log Phi((mu - y_best - xi) / sigma)`` (scipy's ``log_ndtr``,
+    accurate far into the tail); where ``sigma = 0`` it is 0 if
+    ``mu > y_best + xi`` and ``-inf`` otherwise. Same argmax as
+    :func:`probability_of_improvement` wherever that does not underflow.
+
+    Parameters
+    ----------
+    mean, std : numpy.ndarray
+        (M,) posterior mean and standard deviation.
+    best : float
+        ``y_best``, the best measured value, in the units of ``mean``.
+    xi : float
+        Margin that an improvement must exceed (units of ``mean``).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) log probabilities, at most 0.
+    """
+    mean = np.asarray(mean, dtype=float)
+    std = np.asarray(std, dtype=float)
+    gain = mean - best - xi
+    positive = std > 0
+    z = gain / np.where(positive, std, 1.0)
+    return np.where(positive, log_ndtr(z), np.where(gain > 0, 0.0, -np.inf))
 
 
 def upper_confidence_bound(mean: np.ndarray, std: np.ndarray,

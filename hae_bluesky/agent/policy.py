@@ -127,6 +127,12 @@ class Policy:
                     rng: np.random.Generator, sample: np.ndarray | None = None) -> np.ndarray:
         """Raw acquisition values ``a(x)`` at every candidate.
 
+        EI and PI are given as their natural logarithms (``log EI``,
+        ``log PI``): the same choice wherever EI and PI are representable,
+        and a meaningful one where they underflow to 0 (a confident model
+        far below a lucky best measurement). The modifiers then rescale the
+        logarithm.
+
         Parameters
         ----------
         mean, std : numpy.ndarray
@@ -139,10 +145,11 @@ class Policy:
             (M,) joint posterior sample (Thompson sampling).
         """
         if self.kind == "ei":
-            return acquisition.expected_improvement(mean, std, best, self.parameters["xi"])
+            return acquisition.log_expected_improvement(mean, std, best,
+                                                        self.parameters["xi"])
         if self.kind == "pi":
-            return acquisition.probability_of_improvement(mean, std, best,
-                                                          self.parameters["xi"])
+            return acquisition.log_probability_of_improvement(mean, std, best,
+                                                              self.parameters["xi"])
         if self.kind == "ucb":
             return acquisition.upper_confidence_bound(mean, std, self.parameters["beta"])
         if self.kind == "mu":

@@ -75,9 +75,16 @@ def find_run(catalog: Catalog, run: str) -> Any:
 
     Raises
     ------
+    ValueError
+        If ``run`` is empty or blank.
     LookupError
         If no run, or more than one, matches.
     """
+    run = run.strip()
+    if not run:
+        # Tiled reads an empty key as the catalog itself, not as a run.
+        raise ValueError("no run given: give a run uid, a uid prefix, or -1 for the latest "
+                         "run")
     client = catalog.client
     if run.startswith("-") and run[1:].isdigit():
         try:
@@ -240,12 +247,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     if curve is None:
         lines.append("learning curve: no decisions recorded")
     else:
-        fall = ("" if curve["relative_fall"] is None
-                else f", {curve['relative_fall']:.1%} of the first")
         lines.append(
             f"learning curve: mean uncertainty over all patches {curve['first']:.6g} at step "
-            f"0 -> {curve['last']:.6g} at step {curve['steps'] - 1} (scalarizer units; fall "
-            f"{curve['knowledge_gain']:.6g}{fall})")
+            f"0 -> {curve['last']:.6g} at step {curve['steps'] - 1} (scalarizer units; "
+            f"{_uncertainty_change(curve)})")
     lines.append(f"distance travelled: {distance['pixels']:.2f} px = {distance['nm']:.2f} nm "
                  f"through {distance['positions']} positions")
     if trap["alerts"]:
@@ -294,6 +299,17 @@ def _forensics_lines(forensics: dict[str, Any] | None) -> list[str]:
                 f"{_g(quality['uncertainty_mean'])}, RMSE {_g(quality['rmse'])}, MAE "
                 f"{_g(quality['mae'])}")
     return lines
+
+
+def _uncertainty_change(curve: dict[str, Any]) -> str:
+    """How the mean uncertainty changed: ``fell by 0.3, 60.0% of the first`` or ``rose by``."""
+    change, relative = curve["knowledge_gain"], curve["relative_fall"]
+    if change is None:
+        return "change not defined: an uncertainty is not finite"
+    if change == 0:
+        return "unchanged"
+    share = "" if relative is None else f", {abs(relative):.1%} of the first"
+    return f"{'fell' if change > 0 else 'rose'} by {abs(change):.6g}{share}"
 
 
 def _g(value: float | None) -> str:

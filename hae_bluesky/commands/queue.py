@@ -169,6 +169,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--agent-options", help="adaptive: JSON dict of agent settings")
     add.add_argument("--start", action="store_true", help="start the queue afterwards")
 
+    remove = command("remove", "remove an item from the queue (default: the front one)",
+                     _remove)
+    remove.add_argument("--uid", help="the item's uid, as 'hae queue add' printed it")
+    command("clear", "remove every item from the queue (a running plan goes on)", _clear)
+
     command("start", "start the queue", _start)
     command("pause", "pause the running plan at the next checkpoint", _pause).add_argument(
         "--immediate", action="store_true", help="pause at once, not at a checkpoint")
@@ -286,9 +291,9 @@ def _plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
     kwargs: dict[str, Any] = {}
     if args.scalarizer is not None:
-        kwargs["scalarizer"] = _json_or_name(args.scalarizer, "--scalarizer")
+        kwargs["scalarizer"] = _checked_scalarizer(args.scalarizer)
     if args.policy is not None:
-        kwargs["policy"] = _json_or_name(args.policy, "--policy")
+        kwargs["policy"] = _checked_policy(args.policy)
     if args.agent_options is not None:
         kwargs["agent_options"] = _json_or_name(args.agent_options, "--agent-options")
         if not isinstance(kwargs["agent_options"], dict):
@@ -309,6 +314,56 @@ def _json_or_name(text: str, option: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"{option} {text!r} is not valid JSON ({error})") from None
+
+
+def _checked_scalarizer(text: str) -> Any:
+    """A preset name of a registered data set, or a JSON spec that builds a scalarizer.
+
+    Whether the energy windows lie on the recording is for the manager to
+    check: only it has the data.
+    """
+    from hae_bluesky.data.registry import DATASETS
+    from hae_bluesky.data.scalarizers import scalarizer_from_spec
+
+    scalarizer = _json_or_name(text, "--scalarizer")
+    if isinstance(scalarizer, str):
+        presets = sorted({name for dataset in DATASETS.values() for name in dataset.scalarizers})
+        if scalarizer not in presets:
+            raise ValueError(
+                f"--scalarizer {text!r} is neither a preset ({', '.join(presets)}) nor a JSON "
+                'spec such as \'{"kind": "band_integral", "window": [930, 1000]}\'')
+        return scalarizer
+    try:
+        scalarizer_from_spec(scalarizer)
+    except ValueError as error:
+        raise ValueError(f"--scalarizer {text!r}: {error}") from None
+    return scalarizer
+
+
+def _checked_policy(text: str) -> Any:
+    """A policy kind or a JSON spec that :func:`policy_from_spec` accepts."""
+    from hae_bluesky.agent.policy import policy_from_spec
+
+    policy = _json_or_name(text, "--policy")
+    try:
+        policy_from_spec(policy)
+    except ValueError as error:
+        raise ValueError(f"--policy {text!r}: {error}") from None
+    return policy
+
+
+def _remove(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
+    reply = (manager.item_remove(uid=args.uid) if args.uid is not None
+             else manager.item_remove(pos="front"))
+    item = reply["item"]
+    return {"removed": {"item_uid": item.get("item_uid"), "plan": item.get("name"),
+                        "kwargs": item.get("kwargs", {})},
+            "queue_size": reply["qsize"]}
+
+
+def _clear(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
+    manager.queue_clear()
+    return _summary(manager.status())
 
 
 def _start(manager: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -351,7 +406,7 @@ def _last_item(manager: Any) -> dict[str, Any]:
                 last["name"], last["kwargs"]):
             last["note"] = ("the manager put this item back at the front of the queue: "
                             "'hae queue start' runs it again once the cause is fixed, "
-                            "'qserver queue item remove front' drops it")
+                            "'hae queue remove' drops it")
     return last
 
 
