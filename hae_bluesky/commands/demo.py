@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from hae_bluesky.commands import add_catalog_options, open_catalog_from
+
 logger = logging.getLogger(__name__)
 
 POLICY_PARAMETERS = {"xi": float, "beta": float, "travel_weight": float,
@@ -42,11 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget", type=int, default=100, help="measurements after the seeds")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--noise", action="store_true", help="Poisson noise on spectra")
-    parser.add_argument("--catalog", type=Path,
-                        help="embedded catalog folder (default $HAE_CATALOG_DIR or "
-                             "catalog/ in the user data folder)")
-    parser.add_argument("--tiled-uri", help="existing Tiled server instead of an embedded one")
-    parser.add_argument("--api-key", help="API key of --tiled-uri")
+    add_catalog_options(parser)
     parser.add_argument("--figure", type=Path, default=Path("hae-demo.png"),
                         help="where to save the summary figure (PNG)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -104,7 +102,6 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo experiment and print its summary."""
     # Imported here so that `hae --help` and the other commands start fast.
     from hae_bluesky.analysis.runs import load_run
-    from hae_bluesky.catalog import open_catalog
     from hae_bluesky.data import DATASETS
     from hae_bluesky.experiment import (
         candidate_truth,
@@ -124,8 +121,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _check_settings(args, policy, spectrum_image.haadf.shape)
 
     progress = _Progress(args.seeds + args.budget, disable=args.no_progress)
-    catalog = (open_catalog(uri=args.tiled_uri, api_key=args.api_key) if args.tiled_uri
-               else open_catalog(args.catalog))
+    catalog = open_catalog_from(args)
     try:
         result = run_simulated_experiment(
             spectrum_image, catalog, scalarizer=scalarizer, policy=policy,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hae_bluesky.commands import add_catalog_options, open_catalog_from
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report`` subcommand."""
@@ -16,11 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.splitlines()[0])
     parser.add_argument("run", metavar="RUN",
                         help="run uid, a unique uid prefix, or -1 for the latest run")
-    parser.add_argument("--catalog", type=Path,
-                        help="embedded catalog folder (default $HAE_CATALOG_DIR or "
-                             "catalog/ in the user data folder)")
-    parser.add_argument("--tiled-uri", help="existing Tiled server instead of an embedded one")
-    parser.add_argument("--api-key", help="API key of --tiled-uri")
+    add_catalog_options(parser)
     parser.add_argument("--out", type=Path,
                         help="folder for the figures and the summary "
                              "(default hae-report-<first 8 characters of the uid>)")
@@ -45,13 +43,9 @@ def run_report(args: argparse.Namespace) -> int:
         write_report,
     )
     from hae_bluesky.analysis.runs import load_run
-    from hae_bluesky.catalog import open_catalog
     from hae_bluesky.experiment import choose_spectrum_image
 
-    if args.tiled_uri and args.catalog:
-        raise ValueError("give either --catalog or --tiled-uri, not both")
-    catalog = (open_catalog(uri=args.tiled_uri, api_key=args.api_key) if args.tiled_uri
-               else open_catalog(args.catalog))
+    catalog = open_catalog_from(args)
     try:
         record = load_run(find_run(catalog, args.run), streams=REPORT_STREAMS)
     finally:
